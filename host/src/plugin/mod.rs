@@ -1,0 +1,518 @@
+//! The plugin runtime: one wasmtime engine per process, a gate that checks a
+//! transform component before any I/O, and a fresh sandboxed store for each
+//! transform.
+//!
+//! A component sees only the `bitcram:transform/log` import and a WASI context
+//! with no files, no network, no environment and no stdio (Rust's standard
+//! library links a few WASI interfaces even when it uses none of them). Each
+//! store has a memory cap and a time budget enforced with epoch interruption.
+
+mod cache;
+mod gate;
+mod state;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use wasmtime::component::{Linker, ResourceAny};
+use wasmtime::{Config, Engine, Store, Trap};
+
+pub use cache::{CacheOutcome, CompileCache};
+pub use state::PluginLimits;
+
+use state::StoreState;
+
+/// Host bindings generated from `wit/`.
+mod bindings {
+    wasmtime::component::bindgen!({
+        world: "transform",
+        path: "../wit",
+        imports: { default: async | trappable },
+        exports: { default: async },
+    });
+}
+
+pub use bindings::bitcram::transform::types::{
+    DuplicateKey, InputError, Row, RunContext, Source, Summary, TransformError as GuestError,
+};
+use bindings::{Transform as TransformBindings, TransformPre};
+
+/// The WIT package whose `transformer` interface a plugin must export.
+pub const CONTRACT_PACKAGE: &str = "bitcram:transform";
+/// The version of [`CONTRACT_PACKAGE`] this host implements.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+/// The default transform component, built from `plugins/bitcram-transform`
+/// by `host/build.rs` and embedded in the binary.
+pub static DEFAULT_PLUGIN: &[u8] = include_bytes!(env!("BITCRAM_DEFAULT_PLUGIN_WASM"));
+
+/// How often the epoch advances: the granularity of the time budget, and how
+/// often a running plugin yields to the async runtime.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Where a component comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginSource {
+    /// The default component embedded in this binary.
+    Embedded,
+    /// A `.wasm` file.
+    Path(PathBuf),
+}
+
+impl fmt::Display for PluginSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PluginSource::Embedded => f.write_str("the embedded default plugin"),
+            PluginSource::Path(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// Who a loaded plugin is: named in every log line, error and run report.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PluginIdentity {
+    /// The name the plugin reports.
+    pub name: String,
+    /// The version the plugin reports.
+    pub version: String,
+    /// The version of the WIT package the plugin was built against.
+    pub package_version: String,
+    /// Hex sha256 of the component file.
+    pub sha256: String,
+    /// Where it was loaded from: a path, or `embedded`.
+    pub source: String,
+}
+
+impl fmt::Display for PluginIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} (sha256 {}, {})",
+            self.name, self.version, self.sha256, self.source
+        )
+    }
+}
+
+/// Why a plugin failed; whose fault it is decides the variant.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The component was refused by the gate: nothing ran.
+    #[error("plugin {plugin} refused: {reason}")]
+    Refused { plugin: String, reason: String },
+    /// The plugin returned an error: the input is bad, or the plugin thinks so.
+    #[error("plugin {plugin} returned an error: {}", describe_guest_error(.error))]
+    Guest { plugin: String, error: GuestError },
+    /// The sandbox stopped the plugin.
+    #[error("plugin {plugin} was stopped: {cause}")]
+    Trapped { plugin: String, cause: TrapCause },
+    /// Something failed on the host's side.
+    #[error(transparent)]
+    Host(#[from] anyhow::Error),
+}
+
+/// How the sandbox stopped a plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrapCause {
+    /// The plugin used up its time budget.
+    Deadline(Duration),
+    /// The plugin tried to grow its memory past the cap.
+    Memory { limit_bytes: usize },
+    /// Any other trap: a panic, an `unreachable`, an out-of-bounds access.
+    Trap(String),
+}
+
+impl fmt::Display for TrapCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrapCause::Deadline(budget) => write!(
+                f,
+                "it ran past its time limit of {:.1} s (--plugin-timeout)",
+                budget.as_secs_f64()
+            ),
+            TrapCause::Memory { limit_bytes } => write!(
+                f,
+                "it tried to use more than its memory limit of {} MiB (--plugin-memory-mb)",
+                limit_bytes / (1024 * 1024)
+            ),
+            TrapCause::Trap(what) => write!(f, "it crashed: {what}"),
+        }
+    }
+}
+
+/// One line describing a guest error, naming source, page, item, product and
+/// field where the plugin gave them.
+pub fn describe_guest_error(error: &GuestError) -> String {
+    fn input(kind: &str, e: &InputError) -> String {
+        let mut s = format!(
+            "{kind} in the {} body, page {}",
+            source_name(e.source),
+            e.page
+        );
+        if let Some(item) = e.item {
+            s += &format!(", item {item}");
+        }
+        if let Some(id) = &e.product_id {
+            s += &format!(", product {id}");
+        }
+        if let Some(field) = &e.field {
+            s += &format!(", field `{field}`");
+        }
+        s + ": " + &e.message
+    }
+    match error {
+        GuestError::MalformedBody(e) => input("malformed body", e),
+        GuestError::InvalidItem(e) => input("invalid item", e),
+        GuestError::DuplicateKey(d) => format!(
+            "duplicate key: product {} occurs more than once in the {} body",
+            d.product_id,
+            source_name(d.source)
+        ),
+        GuestError::Protocol(m) => format!("protocol error: {m}"),
+        GuestError::Other(m) => m.clone(),
+    }
+}
+
+/// The name of a source as the docs and errors spell it.
+pub fn source_name(source: Source) -> &'static str {
+    match source {
+        Source::Checkout => "checkout",
+        Source::Stock => "stock",
+        Source::PriceList => "price-list",
+    }
+}
+
+/// The process's wasmtime engine, WASI linker and compile cache.
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<StoreState>,
+    cache: Option<CompileCache>,
+    limits: PluginLimits,
+}
+
+impl PluginHost {
+    /// Creates the engine (with epoch interruption and a thread that advances
+    /// the epoch) and the linker holding exactly the contract's imports.
+    pub fn new(limits: PluginLimits, cache: Option<CompileCache>) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config)
+            .map_err(anyhow::Error::from)
+            .context("creating the WebAssembly engine")?;
+        start_epoch_ticker(&engine);
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("linking the WASI interfaces")?;
+        TransformBindings::add_to_linker::<StoreState, wasmtime::component::HasSelf<StoreState>>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(anyhow::Error::from)
+        .context("linking the bitcram:transform imports")?;
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            limits,
+        })
+    }
+
+    /// The engine, for benchmarks and cache tools.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Loads a component and passes it through the gate: the sha256 pin, the
+    /// file format, the exported contract version, the imports, the linker's
+    /// type check, and the plugin's own `info`. Touches nothing but the file
+    /// and the compile cache.
+    pub async fn load(
+        &self,
+        source: &PluginSource,
+        expected_sha256: Option<&str>,
+    ) -> Result<Plugin, PluginError> {
+        let refused = |reason: String| PluginError::Refused {
+            plugin: source.to_string(),
+            reason,
+        };
+        let bytes: std::borrow::Cow<'static, [u8]> = match source {
+            PluginSource::Embedded => DEFAULT_PLUGIN.into(),
+            PluginSource::Path(path) => std::fs::read(path)
+                .map_err(|e| refused(format!("cannot read the file: {e}")))?
+                .into(),
+        };
+        let sha256 = gate::sha256_hex(&bytes);
+        if let Some(expected) = expected_sha256
+            && !expected.trim().eq_ignore_ascii_case(&sha256)
+        {
+            return Err(refused(format!(
+                "its sha256 is {sha256}, but --plugin-sha256 expects {}",
+                expected.trim()
+            )));
+        }
+        gate::check_format(&bytes).map_err(refused)?;
+        let (component, cache_outcome) = match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, &bytes, &sha256),
+            None => wasmtime::component::Component::new(&self.engine, &bytes[..])
+                .map(|c| (c, CacheOutcome::Disabled)),
+        }
+        .map_err(|e| refused(format!("it does not compile: {e:#}")))?;
+        let package_version = gate::check_contract(&self.engine, &component).map_err(refused)?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| refused(format!("its imports do not match the contract: {e:#}")))?;
+        let pre = TransformPre::new(instance_pre)
+            .map_err(|e| refused(format!("its exports do not match the contract: {e:#}")))?;
+
+        let mut plugin = Plugin {
+            identity: Arc::new(PluginIdentity {
+                name: String::new(),
+                version: String::new(),
+                package_version,
+                sha256,
+                source: match source {
+                    PluginSource::Embedded => "embedded".to_owned(),
+                    PluginSource::Path(path) => path.display().to_string(),
+                },
+            }),
+            pre,
+            engine: self.engine.clone(),
+            limits: self.limits,
+            cache_outcome,
+        };
+        let (mut store, guest) = plugin.instantiate().await?;
+        let info = guest
+            .bitcram_transform_transformer()
+            .call_info(&mut store)
+            .await;
+        let info = match info {
+            Ok(info) => info,
+            Err(e) => return Err(classify(&store, e, &plugin.identity.to_string())),
+        };
+        if info.name.trim().is_empty() {
+            return Err(refused("its `info` returned an empty name".to_owned()));
+        }
+        let identity = Arc::make_mut(&mut plugin.identity);
+        identity.name = info.name;
+        identity.version = info.version;
+        Ok(plugin)
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("plugin-epoch".to_owned())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the plugin epoch thread");
+}
+
+/// A component that passed the gate, ready to run transforms.
+pub struct Plugin {
+    identity: Arc<PluginIdentity>,
+    pre: TransformPre<StoreState>,
+    engine: Engine,
+    limits: PluginLimits,
+    cache_outcome: CacheOutcome,
+}
+
+impl Plugin {
+    /// Who the plugin is.
+    pub fn identity(&self) -> &PluginIdentity {
+        &self.identity
+    }
+
+    /// Whether its compiled code came from the cache.
+    pub fn cache_outcome(&self) -> CacheOutcome {
+        self.cache_outcome
+    }
+
+    async fn instantiate(&self) -> Result<(Store<StoreState>, TransformBindings), PluginError> {
+        let mut store = Store::new(
+            &self.engine,
+            StoreState::new(self.limits, Arc::clone(&self.identity)),
+        );
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|cx| Ok(cx.data().on_epoch()));
+        store.data_mut().start_call();
+        let result = self.pre.instantiate_async(&mut store).await;
+        store.data_mut().end_call();
+        match result {
+            Ok(guest) => Ok((store, guest)),
+            Err(e) => Err(classify(&store, e, &self.identity.to_string())),
+        }
+    }
+
+    /// Starts one transform in a fresh store with its own memory cap and time
+    /// budget.
+    pub async fn start(&self, context: &RunContext) -> Result<TransformSession, PluginError> {
+        let (mut store, guest) = self.instantiate().await?;
+        store.data_mut().start_call();
+        let resource = guest
+            .bitcram_transform_transformer()
+            .transform()
+            .call_constructor(&mut store, context)
+            .await;
+        store.data_mut().end_call();
+        let resource = resource.map_err(|e| classify(&store, e, &self.identity.to_string()))?;
+        Ok(TransformSession {
+            store,
+            guest,
+            resource,
+            plugin: self.identity.to_string(),
+            failed: false,
+        })
+    }
+}
+
+/// One running transform. Any error ends it: a trapped instance cannot be
+/// entered again.
+pub struct TransformSession {
+    store: Store<StoreState>,
+    guest: TransformBindings,
+    resource: ResourceAny,
+    plugin: String,
+    failed: bool,
+}
+
+impl TransformSession {
+    /// Hands one page to the plugin. The page is dropped as soon as the plugin
+    /// has its own copy.
+    pub async fn push(&mut self, source: Source, page: Vec<u8>) -> Result<(), PluginError> {
+        self.check_usable()?;
+        self.store.data_mut().start_call();
+        let result = self
+            .guest
+            .bitcram_transform_transformer()
+            .transform()
+            .call_push(&mut self.store, self.resource, source, &page)
+            .await;
+        drop(page);
+        self.settle(result)
+    }
+
+    /// Says all input has been pushed.
+    pub async fn finish(&mut self) -> Result<Summary, PluginError> {
+        self.check_usable()?;
+        self.store.data_mut().start_call();
+        let result = self
+            .guest
+            .bitcram_transform_transformer()
+            .transform()
+            .call_finish(&mut self.store, self.resource)
+            .await;
+        self.settle(result)
+    }
+
+    /// Up to `max_rows` rows; after [`finish`](Self::finish), empty means done.
+    pub async fn next_batch(&mut self, max_rows: u32) -> Result<Vec<Row>, PluginError> {
+        self.check_usable()?;
+        self.store.data_mut().start_call();
+        let result = self
+            .guest
+            .bitcram_transform_transformer()
+            .transform()
+            .call_next_batch(&mut self.store, self.resource, max_rows)
+            .await;
+        self.settle(result)
+    }
+
+    /// The largest the plugin's memory grew to, in bytes.
+    pub fn peak_memory_bytes(&self) -> usize {
+        self.store.data().limiter.peak_bytes()
+    }
+
+    /// Time spent inside the plugin so far.
+    pub fn guest_time(&self) -> Duration {
+        self.store.data().used()
+    }
+
+    fn check_usable(&self) -> Result<(), PluginError> {
+        if self.failed {
+            return Err(PluginError::Host(anyhow::anyhow!(
+                "plugin {} was called again after it failed",
+                self.plugin
+            )));
+        }
+        Ok(())
+    }
+
+    fn settle<T>(
+        &mut self,
+        result: wasmtime::Result<Result<T, GuestError>>,
+    ) -> Result<T, PluginError> {
+        self.store.data_mut().end_call();
+        let outcome = match result {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) => PluginError::Guest {
+                plugin: self.plugin.clone(),
+                error,
+            },
+            Err(e) => classify(&self.store, e, &self.plugin),
+        };
+        self.failed = true;
+        Err(outcome)
+    }
+}
+
+/// Sorts a failed call into memory cap, deadline, other trap, or host error.
+fn classify(store: &Store<StoreState>, error: wasmtime::Error, plugin: &str) -> PluginError {
+    let state = store.data();
+    let plugin = plugin.to_owned();
+    if let Some(limit_bytes) = state.limiter.denied_limit() {
+        return PluginError::Trapped {
+            plugin,
+            cause: TrapCause::Memory { limit_bytes },
+        };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => PluginError::Trapped {
+            plugin,
+            cause: TrapCause::Deadline(state.budget()),
+        },
+        Some(trap) => {
+            let mut what = trap.to_string();
+            if let Some(trace) = error.downcast_ref::<wasmtime::WasmBacktrace>() {
+                let frames: Vec<&str> = trace
+                    .frames()
+                    .iter()
+                    .filter_map(|frame| frame.func_name())
+                    .take(4)
+                    .collect();
+                if !frames.is_empty() {
+                    what += &format!(" (in {})", frames.join(" <- "));
+                }
+            }
+            PluginError::Trapped {
+                plugin,
+                cause: TrapCause::Trap(what),
+            }
+        }
+        None => PluginError::Host(
+            anyhow::Error::from(error).context(format!("calling plugin {plugin}")),
+        ),
+    }
+}
+
+/// The time a run starts, in the form the WIT `run-context` uses.
+pub fn format_synced_at(at: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .expect("a UTC time always formats")
+}

@@ -1,0 +1,259 @@
+//! Snapshots: the raw Bitcram API bodies of one run and its context, on disk,
+//! so that a plugin can be developed and a run replayed offline.
+//!
+//! Layout of a snapshot directory:
+//!
+//! ```text
+//! DIR/manifest.json         what, when, where from, and a sha256 per body
+//! DIR/checkout.0.json       the checkout discovery response
+//! DIR/stock.0.json          the warehouse's stock response
+//! DIR/price-list.0.json     the checkout's price-list response
+//! ```
+//!
+//! Bodies are stored byte for byte as received. A source may have several
+//! pages (`stock.1.json`, ...); the manifest lists them in the order they are
+//! handed to the transform. Reading verifies every body's size and sha256.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::plugin::{RunContext, Source};
+
+/// The `format` value of manifests this version reads and writes.
+pub const FORMAT: &str = "bitcram-sync-snapshot/1";
+const MANIFEST: &str = "manifest.json";
+
+/// `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// When the bodies were fetched, UTC, RFC 3339.
+    pub created_at: String,
+    /// The Bitcram instance they came from.
+    pub bitcram_url: String,
+    /// The checkout number the run was asked for.
+    pub checkout_number: String,
+    /// The checkout's id.
+    pub checkout_id: u64,
+    /// The checkout's warehouse id.
+    pub warehouse_id: u64,
+    /// Every body, in the order the transform receives them.
+    pub bodies: Vec<BodyEntry>,
+}
+
+/// One stored body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BodyEntry {
+    pub source: BodySource,
+    /// The page within its source, from 0.
+    pub page: u32,
+    /// The file name, relative to the snapshot directory.
+    pub file: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Hex sha256 of the file.
+    pub sha256: String,
+}
+
+/// Which API call a body answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BodySource {
+    Checkout,
+    Stock,
+    PriceList,
+}
+
+impl BodySource {
+    pub fn name(self) -> &'static str {
+        match self {
+            BodySource::Checkout => "checkout",
+            BodySource::Stock => "stock",
+            BodySource::PriceList => "price-list",
+        }
+    }
+}
+
+impl From<BodySource> for Source {
+    fn from(source: BodySource) -> Self {
+        match source {
+            BodySource::Checkout => Source::Checkout,
+            BodySource::Stock => Source::Stock,
+            BodySource::PriceList => Source::PriceList,
+        }
+    }
+}
+
+/// Everything about a run except its bodies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunInfo {
+    pub created_at: String,
+    pub bitcram_url: String,
+    pub checkout_number: String,
+    pub checkout_id: u64,
+    pub warehouse_id: u64,
+}
+
+impl RunInfo {
+    /// The transform's context, stamped with `synced_at`.
+    pub fn run_context(&self, synced_at: String) -> RunContext {
+        RunContext {
+            checkout_number: self.checkout_number.clone(),
+            checkout_id: self.checkout_id,
+            warehouse_id: self.warehouse_id,
+            synced_at,
+        }
+    }
+}
+
+/// Writes a snapshot into `dir` (created if missing; existing files of the
+/// same names are replaced). The manifest is written last, so a directory
+/// without one is an incomplete snapshot.
+pub fn write<'a>(
+    dir: &Path,
+    info: &RunInfo,
+    bodies: impl IntoIterator<Item = (BodySource, &'a [u8])>,
+) -> anyhow::Result<Manifest> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the snapshot directory {}", dir.display()))?;
+    let mut entries: Vec<BodyEntry> = Vec::new();
+    for (source, body) in bodies {
+        let page = entries.iter().filter(|e| e.source == source).count() as u32;
+        let file = format!("{}.{page}.json", source.name());
+        let path = dir.join(&file);
+        std::fs::write(&path, body).with_context(|| format!("writing {}", path.display()))?;
+        entries.push(BodyEntry {
+            source,
+            page,
+            file,
+            bytes: body.len() as u64,
+            sha256: hex::encode(Sha256::digest(body)),
+        });
+    }
+    entries.sort_by_key(|e| (e.source, e.page));
+    let manifest = Manifest {
+        format: FORMAT.to_owned(),
+        created_at: info.created_at.clone(),
+        bitcram_url: info.bitcram_url.clone(),
+        checkout_number: info.checkout_number.clone(),
+        checkout_id: info.checkout_id,
+        warehouse_id: info.warehouse_id,
+        bodies: entries,
+    };
+    let path = dir.join(MANIFEST);
+    let json = serde_json::to_vec_pretty(&manifest).expect("a manifest always serializes");
+    std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
+    Ok(manifest)
+}
+
+/// A snapshot directory whose manifest has been read and checked.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    dir: PathBuf,
+    manifest: Manifest,
+}
+
+impl Snapshot {
+    /// Reads and checks `DIR/manifest.json`; bodies are read later, one at a
+    /// time, by [`Snapshot::read_body`].
+    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        let path = dir.join(MANIFEST);
+        let text = std::fs::read(&path).with_context(|| {
+            format!(
+                "reading the snapshot manifest {} (is {} a snapshot directory?)",
+                path.display(),
+                dir.display()
+            )
+        })?;
+        let manifest: Manifest = serde_json::from_slice(&text)
+            .with_context(|| format!("parsing the snapshot manifest {}", path.display()))?;
+        if manifest.format != FORMAT {
+            bail!(
+                "snapshot manifest {} has format {:?}; this version reads {FORMAT:?}",
+                path.display(),
+                manifest.format
+            );
+        }
+        let mut previous: Option<(BodySource, u32)> = None;
+        for entry in &manifest.bodies {
+            let file = Path::new(&entry.file);
+            if file.components().count() != 1
+                || !matches!(
+                    file.components().next(),
+                    Some(std::path::Component::Normal(_))
+                )
+            {
+                bail!(
+                    "snapshot manifest {} names the file {:?}, which is not a plain file name",
+                    path.display(),
+                    entry.file
+                );
+            }
+            let key = (entry.source, entry.page);
+            if previous.is_some_and(|p| p >= key) {
+                bail!(
+                    "snapshot manifest {} lists the bodies out of order (checkout, stock, price-list; pages ascending)",
+                    path.display()
+                );
+            }
+            previous = Some(key);
+        }
+        if !manifest
+            .bodies
+            .iter()
+            .any(|e| e.source == BodySource::PriceList)
+        {
+            bail!(
+                "snapshot manifest {} lists no price-list body",
+                path.display()
+            );
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            manifest,
+        })
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn run_info(&self) -> RunInfo {
+        let m = &self.manifest;
+        RunInfo {
+            created_at: m.created_at.clone(),
+            bitcram_url: m.bitcram_url.clone(),
+            checkout_number: m.checkout_number.clone(),
+            checkout_id: m.checkout_id,
+            warehouse_id: m.warehouse_id,
+        }
+    }
+
+    /// Reads one body and checks its size and sha256 against the manifest.
+    pub fn read_body(&self, entry: &BodyEntry) -> anyhow::Result<Vec<u8>> {
+        let path = self.dir.join(&entry.file);
+        let body = std::fs::read(&path)
+            .with_context(|| format!("reading snapshot body {}", path.display()))?;
+        if body.len() as u64 != entry.bytes {
+            bail!(
+                "snapshot body {} has {} bytes, but the manifest says {}: the snapshot is damaged",
+                path.display(),
+                body.len(),
+                entry.bytes
+            );
+        }
+        let sha256 = hex::encode(Sha256::digest(&body));
+        if sha256 != entry.sha256 {
+            bail!(
+                "snapshot body {} has sha256 {sha256}, but the manifest says {}: the snapshot is damaged",
+                path.display(),
+                entry.sha256
+            );
+        }
+        Ok(body)
+    }
+}

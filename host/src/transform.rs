@@ -1,0 +1,168 @@
+//! Drives one transform: pushes the pages in contract order, pulls rows in
+//! batches as soon as the plugin has them, checks every row, and hands the
+//! batches to a sink (a file, a database transaction).
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use crate::plugin::{Plugin, PluginError, Row, RunContext, Source, Summary};
+
+/// Rows asked of the plugin per `next-batch` call.
+pub const BATCH_ROWS: u32 = 1000;
+/// The longest id the target table's `VARCHAR(64)` key holds.
+pub const MAX_ID_CHARS: usize = 64;
+
+/// Where rows go.
+pub trait RowSink {
+    /// Takes one batch of checked rows.
+    fn accept(&mut self, rows: Vec<Row>) -> impl Future<Output = anyhow::Result<()>>;
+}
+
+/// What a finished transform reports.
+#[derive(Debug, Clone, Copy)]
+pub struct TransformReport {
+    pub summary: Summary,
+    /// Rows handed to the sink.
+    pub rows: u64,
+    /// Wall time of the whole transform, sink included.
+    pub elapsed: Duration,
+    /// Time spent inside the plugin.
+    pub plugin_time: Duration,
+    /// The plugin's peak linear memory, in bytes.
+    pub plugin_peak_memory_bytes: usize,
+}
+
+/// Why a transform did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum TransformFailure {
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// A row the plugin produced breaks the table's rules.
+    #[error("plugin {plugin} produced an invalid row: {reason}")]
+    InvalidRow { plugin: String, reason: String },
+    /// Reading input or writing output failed.
+    #[error(transparent)]
+    Io(#[from] anyhow::Error),
+}
+
+/// Runs `plugin` over `pages` (in checkout, stock, price-list order; each
+/// produced just before it is pushed, so a snapshot is read one file at a
+/// time) and feeds the rows to `sink`.
+pub async fn run_transform<S: RowSink>(
+    plugin: &Plugin,
+    context: &RunContext,
+    pages: impl IntoIterator<Item = anyhow::Result<(Source, Vec<u8>)>>,
+    sink: &mut S,
+) -> Result<TransformReport, TransformFailure> {
+    let started = Instant::now();
+    let mut session = plugin.start(context).await?;
+    let mut checker = RowChecker::new(plugin.identity().to_string());
+    for page in pages {
+        let (source, bytes) = page?;
+        session.push(source, bytes).await?;
+        if source == Source::PriceList {
+            // Load while the rest of the input is still being transformed.
+            drain(&mut session, &mut checker, sink).await?;
+        }
+    }
+    let summary = session.finish().await?;
+    drain(&mut session, &mut checker, sink).await?;
+    if checker.rows != summary.rows {
+        return Err(TransformFailure::InvalidRow {
+            plugin: plugin.identity().to_string(),
+            reason: format!(
+                "its summary announced {} rows but it returned {}",
+                summary.rows, checker.rows
+            ),
+        });
+    }
+    Ok(TransformReport {
+        summary,
+        rows: checker.rows,
+        elapsed: started.elapsed(),
+        plugin_time: session.guest_time(),
+        plugin_peak_memory_bytes: session.peak_memory_bytes(),
+    })
+}
+
+async fn drain<S: RowSink>(
+    session: &mut crate::plugin::TransformSession,
+    checker: &mut RowChecker,
+    sink: &mut S,
+) -> Result<(), TransformFailure> {
+    loop {
+        let rows = session.next_batch(BATCH_ROWS).await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if rows.len() > BATCH_ROWS as usize {
+            return Err(checker.invalid(format!(
+                "next-batch returned {} rows when asked for at most {BATCH_ROWS}",
+                rows.len()
+            )));
+        }
+        for row in &rows {
+            checker.check(row)?;
+        }
+        sink.accept(rows).await?;
+    }
+}
+
+/// The rules every row must meet, whatever plugin made it.
+struct RowChecker {
+    plugin: String,
+    seen: HashSet<String>,
+    rows: u64,
+}
+
+impl RowChecker {
+    fn new(plugin: String) -> Self {
+        Self {
+            plugin,
+            seen: HashSet::new(),
+            rows: 0,
+        }
+    }
+
+    fn invalid(&self, reason: String) -> TransformFailure {
+        TransformFailure::InvalidRow {
+            plugin: self.plugin.clone(),
+            reason,
+        }
+    }
+
+    fn check(&mut self, row: &Row) -> Result<(), TransformFailure> {
+        check_row(row).map_err(|reason| self.invalid(reason))?;
+        if !self.seen.insert(row.id.clone()) {
+            return Err(self.invalid(format!("product {} occurs in two rows", row.id)));
+        }
+        self.rows += 1;
+        Ok(())
+    }
+}
+
+/// Checks one row on its own: an id of 1 to [`MAX_ID_CHARS`] characters and
+/// a `data` that is a JSON object.
+pub fn check_row(row: &Row) -> Result<(), String> {
+    let chars = row.id.chars().count();
+    if chars == 0 {
+        return Err("a row has an empty id".to_owned());
+    }
+    if chars > MAX_ID_CHARS {
+        return Err(format!(
+            "product {:?} has an id of {chars} characters; the table holds at most {MAX_ID_CHARS}",
+            row.id
+        ));
+    }
+    if row.id.trim() != row.id || row.id.chars().any(char::is_control) {
+        return Err(format!(
+            "product {:?} has an id with blanks or control characters",
+            row.id
+        ));
+    }
+    match serde_json::from_str::<&serde_json::value::RawValue>(&row.data) {
+        Ok(raw) if raw.get().trim_start().starts_with('{') => Ok(()),
+        Ok(_) => Err(format!("product {}: data is not a JSON object", row.id)),
+        Err(e) => Err(format!("product {}: data is not valid JSON: {e}", row.id)),
+    }
+}

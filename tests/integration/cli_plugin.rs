@@ -1,0 +1,149 @@
+//! `bitcram-sync plugin check` and `plugin run` through the real binary, with
+//! their output and exit codes.
+
+use crate::support;
+
+#[test]
+fn plugin_check_prints_the_identity_of_the_default_plugin() {
+    let out = support::bin().args(["plugin", "check"]).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "name: bitcram-transform");
+    assert_eq!(lines[1], "version: 0.1.0");
+    assert_eq!(lines[2], "contract: bitcram:transform@0.1.0");
+    assert!(
+        lines[3].starts_with("sha256: ") && lines[3].len() == 8 + 64,
+        "{}",
+        lines[3]
+    );
+    assert_eq!(lines[4], "source: embedded");
+}
+
+#[test]
+fn plugin_check_refuses_with_exit_code_3_and_one_line() {
+    for variant in ["sneaky", "future"] {
+        let out = support::bin()
+            .args(["plugin", "check"])
+            .arg(support::test_plugin(variant))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{variant}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .collect();
+        assert_eq!(errors.len(), 1, "{stderr}");
+        assert!(errors[0].contains("refused"), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn plugin_run_writes_json_lines_and_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("snap");
+    support::write_snapshot(
+        &snapshot,
+        &[
+            r#"{"items":[{"product_id":1,"product_balance":4.5},{"product_id":9,"product_balance":1}]}"#,
+        ],
+        &[r#"{"items":[{"product_id":1,"product_name":"Yerba"},{"product_id":2,"price":null}]}"#],
+    );
+    let rows = dir.path().join("rows.jsonl");
+    let out = support::bin()
+        .args(["plugin", "run", "--from"])
+        .arg(&snapshot)
+        .arg("--out")
+        .arg(&rows)
+        .arg(support::default_plugin_file())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    let text = std::fs::read_to_string(&rows).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            serde_json::json!({"id": "1", "stock": 4, "data": {"product_name": "Yerba"}}),
+            serde_json::json!({"id": "2", "stock": 0, "data": {"price": null}}),
+        ]
+    );
+    assert!(
+        stderr.contains("rows=2 ") && stderr.contains("dropped_stock_items=1 "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("elapsed_ms="), "{stderr}");
+}
+
+#[test]
+fn plugin_run_refuses_a_damaged_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    support::write_snapshot(
+        dir.path(),
+        &[r#"{"items":[]}"#],
+        &[r#"{"items":[{"product_id":1}]}"#],
+    );
+    std::fs::write(
+        dir.path().join("price-list.0.json"),
+        br#"{"items":[{"product_id":2}]}"#,
+    )
+    .unwrap();
+    let out = support::bin()
+        .args(["plugin", "run", "--from"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("price-list.0.json") && stderr.contains("damaged"),
+        "{stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "no rows are written from a damaged snapshot"
+    );
+}
+
+#[test]
+fn plugin_run_reports_bad_input_with_the_product_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    support::write_snapshot(
+        dir.path(),
+        &[r#"{"items":[{"product_id":7}]}"#],
+        &[r#"{"items":[]}"#],
+    );
+    let out = support::bin()
+        .args(["plugin", "run", "--from"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let error = stderr.lines().find(|l| l.starts_with("error: ")).unwrap();
+    assert!(
+        error.contains("invalid item in the stock body, page 0, item 0, product 7, field `product_balance`: missing"),
+        "{error}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_with_2() {
+    let out = support::bin().args(["plugin", "run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = support::bin()
+        .args(["plugin", "check", "--plugin-timeout", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

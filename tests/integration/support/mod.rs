@@ -1,0 +1,170 @@
+//! Shared test helpers.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+use bitcram_sync::plugin::{
+    CompileCache, Plugin, PluginError, PluginHost, PluginLimits, PluginSource, Row, RunContext,
+    Source,
+};
+use bitcram_sync::snapshot::{BodySource, RunInfo};
+use bitcram_sync::transform::{RowSink, TransformFailure, TransformReport, run_transform};
+
+/// The workspace's root folder.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Builds `plugins/test-plugins` with one feature as a component, once per
+/// test run, and returns its path. The build uses its own target directory:
+/// `cargo test` holds the lock on the main one.
+#[track_caller]
+pub fn test_plugin(variant: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(variant) {
+        return path.clone();
+    }
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let target_dir = tmp.parent().unwrap().join("guest");
+    let output = Command::new(env!("CARGO"))
+        .current_dir(workspace())
+        .args([
+            "build",
+            "--quiet",
+            "--target",
+            "wasm32-wasip2",
+            "--profile",
+            "guest",
+        ])
+        .args(["-p", "test-plugins", "--features", variant])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .output()
+        .expect("running cargo to build a test plugin");
+    assert!(
+        output.status.success(),
+        "building test plugin {variant} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let dest = tmp.join(format!("test-plugin-{variant}.wasm"));
+    std::fs::copy(
+        target_dir.join("wasm32-wasip2/guest/test_plugins.wasm"),
+        &dest,
+    )
+    .unwrap();
+    built.insert(variant.to_owned(), dest.clone());
+    dest
+}
+
+/// The embedded default component, written to a file (for the binary and
+/// for loading by path).
+pub fn default_plugin_file() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bitcram-transform.wasm");
+        std::fs::write(&path, bitcram_sync::plugin::DEFAULT_PLUGIN).unwrap();
+        path
+    })
+    .clone()
+}
+
+/// A plugin host with the given limits, sharing one compile cache across the
+/// test run (compiling a component in a debug build takes seconds).
+pub fn host(limits: PluginLimits) -> PluginHost {
+    let cache = CompileCache::new(Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"));
+    PluginHost::new(limits, Some(cache)).expect("creating the plugin host")
+}
+
+/// Loads a plugin through the gate with default limits.
+pub async fn load(source: PluginSource) -> Result<Plugin, PluginError> {
+    host(PluginLimits::default()).load(&source, None).await
+}
+
+/// A context for tests.
+pub fn context() -> RunContext {
+    RunContext {
+        checkout_number: "3".to_owned(),
+        checkout_id: 17,
+        warehouse_id: 5,
+        synced_at: "2026-11-28T09:23:00.000000Z".to_owned(),
+    }
+}
+
+/// A sink that keeps every row.
+#[derive(Default)]
+pub struct Collect(pub Vec<Row>);
+
+impl RowSink for Collect {
+    async fn accept(&mut self, rows: Vec<Row>) -> anyhow::Result<()> {
+        self.0.extend(rows);
+        Ok(())
+    }
+}
+
+/// Runs `plugin` over one checkout page, the stock pages and the price-list pages.
+pub async fn transform(
+    plugin: &Plugin,
+    stock: &[&str],
+    price_list: &[&str],
+) -> Result<(Vec<Row>, TransformReport), TransformFailure> {
+    let pages = std::iter::once((Source::Checkout, br#"{"items":[{"id":17}]}"#.to_vec()))
+        .chain(stock.iter().map(|p| (Source::Stock, p.as_bytes().to_vec())))
+        .chain(
+            price_list
+                .iter()
+                .map(|p| (Source::PriceList, p.as_bytes().to_vec())),
+        )
+        .map(Ok);
+    let mut sink = Collect::default();
+    let report = run_transform(plugin, &context(), pages, &mut sink).await?;
+    Ok((sink.0, report))
+}
+
+/// Writes a snapshot directory with one checkout page and the given pages.
+pub fn write_snapshot(dir: &Path, stock: &[&str], price_list: &[&str]) {
+    let info = RunInfo {
+        created_at: "2026-11-28T09:23:00.000000Z".to_owned(),
+        bitcram_url: "http://127.0.0.1:9".to_owned(),
+        checkout_number: "3".to_owned(),
+        checkout_id: 17,
+        warehouse_id: 5,
+    };
+    let checkout: &[u8] = br#"{"items":[{"id":17,"checkout_number":3,"warehouse":{"id":5}}]}"#;
+    let bodies = std::iter::once((BodySource::Checkout, checkout))
+        .chain(stock.iter().map(|p| (BodySource::Stock, p.as_bytes())))
+        .chain(
+            price_list
+                .iter()
+                .map(|p| (BodySource::PriceList, p.as_bytes())),
+        );
+    bitcram_sync::snapshot::write(dir, &info, bodies).unwrap();
+}
+
+/// The real binary, with logs kept quiet and no cache outside the test's reach.
+pub fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bitcram-sync"));
+    cmd.env("RUST_LOG", "warn").env(
+        "PLUGIN_CACHE_DIR",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"),
+    );
+    for var in [
+        "TRANSFORM_PLUGIN",
+        "TRANSFORM_PLUGIN_SHA256",
+        "PLUGIN_TIMEOUT",
+        "PLUGIN_MEMORY_MB",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
