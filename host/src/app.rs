@@ -7,12 +7,16 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
-use crate::cli::{Cli, Command, PluginCommand, PluginOptions};
+use crate::cli::{BitcramArgs, Cli, Command, DbCommand, PluginCommand, PluginOptions, SyncArgs};
+use crate::config;
+use crate::extract::LiveInput;
+use crate::load::create_table;
 use crate::plugin::{
     CompileCache, Plugin, PluginError, PluginHost, PluginLimits, PluginSource, Row, Source,
     format_synced_at,
 };
 use crate::snapshot::Snapshot;
+use crate::sync::{Input, SyncJob, run_sync};
 use crate::transform::{RowSink, TransformFailure, run_transform};
 
 /// The exit statuses documented in `--help` and README.md.
@@ -48,6 +52,54 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
 /// Runs the command.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Sync(args) => sync(*args).await,
+        Command::Demo {
+            database_url,
+            plugin,
+            plugin_options,
+        } => demo(&database_url, plugin, &plugin_options).await,
+        Command::Snapshot { bitcram, out } => {
+            let live = live_input(&bitcram)?;
+            let manifest = crate::extract::write_snapshot(live, &out).await?;
+            let mut stdout = std::io::stdout().lock();
+            for body in &manifest.bodies {
+                writeln!(
+                    stdout,
+                    "{}/{}\t{} bytes\tsha256 {}",
+                    out.display(),
+                    body.file,
+                    body.bytes,
+                    body.sha256
+                )?;
+            }
+            writeln!(stdout, "{}/manifest.json", out.display())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Db(DbCommand::Init { database, print }) => {
+            let table = config::table_name(&database)?;
+            if print {
+                let target = config::database_target(&database).ok();
+                let dialect = config::print_dialect(target.as_ref());
+                println!("{};", crate::load::create_table_sql(&table, dialect));
+                return Ok(ExitCode::SUCCESS);
+            }
+            let target = config::database_target(&database)?;
+            let pool = target.connect().await?;
+            let mut conn = pool
+                .acquire()
+                .await
+                .context("opening a database connection")?;
+            let dialect = crate::load::Dialect::detect(&mut conn).await?;
+            let created = create_table(&mut conn, &table, dialect).await?;
+            drop(conn);
+            pool.close().await;
+            println!(
+                "table {table} {} in {}",
+                if created { "created" } else { "already exists" },
+                target.description()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Plugin(PluginCommand::Check { path, plugin }) => {
             let loaded = load_plugin(&plugin, path).await?;
             let id = loaded.identity();
@@ -92,6 +144,174 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `sync`: settings are checked first, then the plugin passes the gate, and
+/// only then are secrets, Bitcram and the database touched.
+async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
+    let synced_at = time::OffsetDateTime::now_utc();
+    let database = config::database_target(&args.database)?;
+    let load = config::load_settings(&args.load, &args.database, &database, synced_at)?;
+    let report_path = config::report_path(&args.load)?;
+    let input = match &args.from {
+        Some(dir) => Input::Snapshot(Snapshot::open(dir)?),
+        None => Input::Live(Box::new(live_input(&args.bitcram)?)),
+    };
+    let plugin = load_plugin(&args.plugin_options, args.plugin.clone()).await?;
+    let run_id = crate::report::new_run_id(config::env_var("CLOUD_RUN_EXECUTION"));
+    crate::logging::set_run_id(&run_id);
+    tracing::info!(run_id = %run_id, database = %database.description(), table = %load.table, mode = config::mode_name(load.mode), dry_run = load.dry_run, "sync starting");
+    let job = SyncJob {
+        input,
+        database,
+        load,
+    };
+    let report = run_sync(job, &plugin, run_id).await?;
+    report.log();
+    if let Some(path) = report_path {
+        report.write_json(&path)?;
+    }
+    if report.dry_run {
+        let r = &report.rows;
+        println!(
+            "dry run: {} rows now, {} in the new catalog: would insert {}, update {}, delete {}, leave {} unchanged",
+            r.rows_before, r.rows_new, r.inserted, r.updated, r.deleted, r.unchanged
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The sample snapshot shipped in `host/demo/snapshot`, built into the binary.
+const DEMO_SNAPSHOT: &[(&str, &[u8])] = &[
+    (
+        "manifest.json",
+        include_bytes!("../demo/snapshot/manifest.json"),
+    ),
+    (
+        "checkout.0.json",
+        include_bytes!("../demo/snapshot/checkout.0.json"),
+    ),
+    (
+        "stock.0.json",
+        include_bytes!("../demo/snapshot/stock.0.json"),
+    ),
+    (
+        "price-list.0.json",
+        include_bytes!("../demo/snapshot/price-list.0.json"),
+    ),
+];
+
+/// `demo`: the sample snapshot through the real pipeline into SQLite.
+async fn demo(
+    database_url: &str,
+    plugin_path: Option<std::path::PathBuf>,
+    plugin_options: &PluginOptions,
+) -> anyhow::Result<ExitCode> {
+    let synced_at = time::OffsetDateTime::now_utc();
+    let database = config::demo_database(database_url)?;
+    let table = crate::load::TableName::parse("raw_item_data").expect("a valid literal name");
+    let settings = crate::load::LoadSettings {
+        table: table.clone(),
+        mode: crate::load::SyncMode::Replace,
+        post_load: Vec::new(),
+        max_delete_percent: 10.0,
+        allow_shrink: false,
+        dry_run: false,
+        synced_at,
+    };
+    let plugin = load_plugin(plugin_options, plugin_path).await?;
+
+    let dir = tempfile::tempdir().context("creating a directory for the sample snapshot")?;
+    for (name, bytes) in DEMO_SNAPSHOT {
+        std::fs::write(dir.path().join(name), bytes).context("writing the sample snapshot")?;
+    }
+    let snapshot = Snapshot::open(dir.path())?;
+
+    let pool = database.connect().await?;
+    let mut conn = pool.acquire().await.context("opening the demo database")?;
+    let dialect = crate::load::Dialect::detect(&mut conn).await?;
+    create_table(&mut conn, &table, dialect).await?;
+    drop(conn);
+
+    let run_id = crate::report::new_run_id(None);
+    crate::logging::set_run_id(&run_id);
+    let job = SyncJob {
+        input: Input::Snapshot(snapshot),
+        database: database.clone(),
+        load: settings,
+    };
+    let report = run_sync(job, &plugin, run_id).await?;
+    report.log();
+
+    let rows: Vec<(String, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT id, stock, data FROM {} ORDER BY id LIMIT 5",
+        table.quoted(dialect)
+    )))
+    .fetch_all(&pool)
+    .await
+    .context("reading back the demo rows")?;
+    pool.close().await;
+
+    let r = &report.rows;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "Loaded the sample catalog of checkout {} into {} (table {table}) with {} {}:",
+        report.source.checkout_number,
+        database.description(),
+        report.plugin.name,
+        report.plugin.version
+    )?;
+    writeln!(
+        out,
+        "  {} price-list items, {} stock items ({} for products not in the catalog, dropped)",
+        report.source.price_list_items,
+        report.source.stock_items,
+        report.source.dropped_stock_items
+    )?;
+    writeln!(
+        out,
+        "  {} rows before, {} inserted, {} deleted, in one transaction ({} ms in all)",
+        r.rows_before, r.inserted, r.deleted, report.phases.total_ms
+    )?;
+    writeln!(out, "First rows:")?;
+    for (id, stock, data) in rows {
+        let name = serde_json::from_str::<serde_json::Value>(&data)
+            .ok()
+            .and_then(|v| {
+                v.get("product_name")
+                    .and_then(|n| n.as_str())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        writeln!(out, "  {id:>8}  stock {stock:>4}  {name}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The Bitcram settings for a live run, checked.
+fn live_input(args: &BitcramArgs) -> anyhow::Result<LiveInput> {
+    let missing = |flag: &str, var: &str| ConfigError(format!("{flag} ({var}) is not set"));
+    let url = args
+        .bitcram_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| missing("--bitcram-url", "URL_BITCRAM"))?;
+    let checkout_number = args
+        .checkout
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| missing("--checkout", "CHECKOUT"))?
+        .to_owned();
+    let token = config::token_source(args)?;
+    let bitcram = config::bitcram_config(url, args.allow_insecure_http)?;
+    Ok(LiveInput {
+        bitcram,
+        token,
+        checkout_number,
+    })
 }
 
 /// Creates the plugin host for these options and loads the plugin through

@@ -18,20 +18,235 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The exit codes, for `--help`.
-pub const EXIT_CODES_HELP: &str = "\
-Exit codes:
+/// The exit codes, for `--help` (a macro so that it can be `concat!`ed).
+macro_rules! exit_codes_help {
+    () => {
+        "Exit codes:
   0  success
   1  the run failed (Bitcram, the database, the transform's output); nothing was committed
   2  configuration or usage error
   3  the transform plugin was refused (not a component, wrong contract version,
-     imports outside the contract, sha256 mismatch)";
+     imports outside the contract, sha256 mismatch)"
+    };
+}
+
+/// The exit codes, for `--help`.
+pub const EXIT_CODES_HELP: &str = exit_codes_help!();
+
+/// The settings that have no flag, and the exit codes, for `sync --help`.
+pub const SYNC_AFTER_HELP: &str = concat!(
+    "Environment only (secrets never go on the command line):
+  BITCRAM_TOKEN            the Bitcram token itself, for local runs (wins over Secret Manager)
+  PASSWORD_DB              the database password, with --instance-db
+  SECRET_MANAGER_ENDPOINT  Secret Manager endpoint override (emulators, tests)
+  LOG_FORMAT               `json` (default when CLOUD_RUN_JOB is set) or `human`
+  RUST_LOG                 log filter
+A .env file in the working directory is read if present.
+
+",
+    exit_codes_help!()
+);
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run one sync: token, extract, transform, and load in one transaction.
+    Sync(Box<SyncArgs>),
+    /// Run the whole pipeline on the sample snapshot built into the binary,
+    /// with the default transform, into a local SQLite file; no cloud account
+    /// needed. Prints what it did and a few rows.
+    Demo {
+        /// Where to load the sample (`sqlite://FILE`). DATABASE_URL is
+        /// deliberately not read: a demo never writes to a real database by
+        /// accident.
+        #[arg(long, default_value = "sqlite://bitcram-demo.db", value_name = "URL")]
+        database_url: String,
+        /// Another transform component to run on the sample.
+        #[arg(long, value_name = "PATH")]
+        plugin: Option<PathBuf>,
+        #[command(flatten)]
+        plugin_options: PluginOptions,
+    },
+    /// Fetch the raw API bodies of one run from Bitcram into a directory, to
+    /// develop a plugin or replay a run offline (`sync --from`, `plugin run --from`).
+    Snapshot {
+        #[command(flatten)]
+        bitcram: BitcramArgs,
+        /// The directory to write (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Manage the target table.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Work with transform plugins: check one, or run one offline on a snapshot.
     #[command(subcommand)]
     Plugin(PluginCommand),
+}
+
+/// Everything `sync` needs.
+#[derive(Debug, Args)]
+#[command(after_long_help = SYNC_AFTER_HELP)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub bitcram: BitcramArgs,
+
+    /// Replay a snapshot directory instead of calling Bitcram (no token needed).
+    #[arg(long, value_name = "SNAPSHOT_DIR", help_heading = "Source")]
+    pub from: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub load: LoadArgs,
+
+    /// The transform component (`.wasm`). Default: the embedded bitcram-transform.
+    #[arg(
+        long,
+        env = "TRANSFORM_PLUGIN",
+        value_name = "PATH",
+        help_heading = "Transform"
+    )]
+    pub plugin: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub plugin_options: PluginOptions,
+}
+
+/// Where the data comes from. The token is read from Secret Manager, or from
+/// the `BITCRAM_TOKEN` environment variable for local runs (it wins; it has
+/// no flag so that it never shows in a process list).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Bitcram")]
+pub struct BitcramArgs {
+    /// Base URL of the Bitcram instance (https://...).
+    #[arg(long, env = "URL_BITCRAM", value_name = "URL")]
+    pub bitcram_url: Option<String>,
+
+    /// The checkout number to sync.
+    #[arg(long, env = "CHECKOUT", value_name = "NUMBER")]
+    pub checkout: Option<String>,
+
+    /// Google Cloud project of the token's secret.
+    #[arg(long, env = "PROJECT_ID", value_name = "PROJECT")]
+    pub project_id: Option<String>,
+
+    /// Secret Manager secret holding the Bitcram token.
+    #[arg(long, env = "SECRET_ID", value_name = "SECRET")]
+    pub secret_id: Option<String>,
+
+    /// Version of the secret to read.
+    #[arg(
+        long,
+        env = "SECRET_VERSION",
+        default_value = "latest",
+        value_name = "VERSION"
+    )]
+    pub secret_version: String,
+
+    /// Allow plain http:// to a host that is not on this machine.
+    #[arg(long, env = "BITCRAM_ALLOW_INSECURE_HTTP")]
+    pub allow_insecure_http: bool,
+}
+
+/// Which database to write to. Either a URL, or the original job's Cloud SQL
+/// settings (`INSTANCE_DB`, `USER_DB`, `PASSWORD_DB`, `NAME_DB`), which
+/// connect through the Unix socket Cloud Run mounts at
+/// `/cloudsql/<INSTANCE_DB>`. The password is read from `PASSWORD_DB` only.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Database")]
+pub struct DatabaseArgs {
+    /// `mysql://user:password@host:port/database`, or `sqlite://FILE` for a
+    /// local file.
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Cloud SQL connection name, `project:region:instance`.
+    #[arg(long, env = "INSTANCE_DB", value_name = "CONNECTION_NAME")]
+    pub instance_db: Option<String>,
+
+    /// Database user, with --instance-db.
+    #[arg(long, env = "USER_DB", value_name = "USER")]
+    pub user_db: Option<String>,
+
+    /// Database name, with --instance-db.
+    #[arg(long, env = "NAME_DB", default_value = "bitcram", value_name = "NAME")]
+    pub name_db: String,
+
+    /// Directory holding the Cloud SQL sockets, with --instance-db.
+    #[arg(
+        long,
+        env = "CLOUD_SQL_SOCKET_DIR",
+        default_value = "/cloudsql",
+        value_name = "DIR"
+    )]
+    pub cloud_sql_socket_dir: PathBuf,
+
+    /// The target table, `table` or `schema.table`.
+    #[arg(
+        long,
+        env = "TARGET_TABLE",
+        default_value = "raw_item_data",
+        value_name = "TABLE"
+    )]
+    pub table: String,
+}
+
+/// How the rows are loaded.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Load")]
+pub struct LoadArgs {
+    /// `replace`: delete every row and insert the new catalog. `diff`: insert
+    /// new ids, update changed rows, delete vanished ids.
+    #[arg(long, env = "SYNC_MODE", value_enum, default_value = "replace")]
+    pub mode: crate::load::SyncMode,
+
+    /// A statement to run after the rows, in the same transaction
+    /// (repeatable; in POST_LOAD_SQL separate them with `;`). Default on MySQL:
+    /// `CALL app_import.update_mirror_raw_item_data()`; none on SQLite. An
+    /// empty value runs none.
+    #[arg(
+        long = "post-load-sql",
+        env = "POST_LOAD_SQL",
+        value_delimiter = ';',
+        value_name = "SQL"
+    )]
+    pub post_load_sql: Option<Vec<String>>,
+
+    /// Refuse a load that would delete more than this percentage of the
+    /// current rows.
+    #[arg(
+        long,
+        env = "MAX_DELETE_PERCENT",
+        default_value_t = 10.0,
+        value_name = "PERCENT"
+    )]
+    pub max_delete_percent: f64,
+
+    /// Load even an empty catalog, or one that deletes more than
+    /// --max-delete-percent.
+    #[arg(long, env = "ALLOW_SHRINK")]
+    pub allow_shrink: bool,
+
+    /// Do everything up to the write, report what would change, write nothing.
+    #[arg(long, env = "DRY_RUN")]
+    pub dry_run: bool,
+
+    /// Also write the run report as JSON to this file.
+    #[arg(long, env = "REPORT_FILE", value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Create the target table if it does not exist (safe to run again).
+    Init {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Print the CREATE TABLE statement (MySQL) instead of running it.
+        #[arg(long)]
+        print: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,15 +3,29 @@
 //!
 //! The binary's modules, one job each:
 //! - [`cli`]: the command-line arguments;
+//! - [`config`]: the arguments turned into checked settings;
 //! - [`app`]: the commands and their exit codes;
 //! - [`logging`]: tracing to stderr;
+//! - [`secrets`]: the Bitcram token from Secret Manager;
+//! - [`bitcram`]: the Bitcram API client;
+//! - [`extract`]: the bodies of a run, from Bitcram or a snapshot;
 //! - [`plugin`]: the sandboxed WebAssembly transform runtime;
 //! - [`transform`]: driving one transform and checking its rows;
+//! - [`load`]: the all-or-nothing load transaction;
+//! - [`sync`]: one sync, end to end;
+//! - [`report`]: the run report;
 //! - [`snapshot`]: the raw API bodies of one run, on disk.
 
 pub mod app;
+pub mod bitcram;
 pub mod cli;
+pub mod config;
+pub mod extract;
+pub mod load;
 pub mod logging;
 pub mod plugin;
+pub mod report;
+pub mod secrets;
 pub mod snapshot;
+pub mod sync;
 pub mod transform;

@@ -5,8 +5,14 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
+    // `.env` first: its variables feed clap's `env` settings.
+    if let Err(e) = bitcram_sync::config::load_dotenv() {
+        eprintln!("error: {e}");
+        return ExitCode::from(bitcram_sync::app::exit::USAGE);
+    }
     let cli = bitcram_sync::cli::Cli::parse();
     bitcram_sync::logging::init();
+    bitcram_sync::bitcram::install_tls_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -20,9 +26,9 @@ fn main() -> ExitCode {
     match runtime.block_on(bitcram_sync::app::run(cli)) {
         Ok(code) => code,
         Err(error) => {
-            // One line: the whole chain of causes, outermost first.
-            eprintln!("error: {error:#}");
-            bitcram_sync::app::exit_code_for(&error)
+            let code = bitcram_sync::app::exit_code_for(&error);
+            bitcram_sync::logging::report_fatal(&error);
+            code
         }
     }
 }

@@ -9,11 +9,22 @@
 //!   and the compile cache;
 //! - `plugin_sandbox`: the time budget, the memory cap, crashes;
 //! - `cli_plugin`: `plugin check` and `plugin run` through the binary, with
-//!   their exit codes.
+//!   their exit codes;
+//! - `cli_run`: the demo against the sample snapshot, JSON logs, exit codes;
+//! - `sync_mysql`: `sync --from` and `db init` against a real MariaDB: both
+//!   modes, the all-or-nothing transaction, the guards, the dry run;
+//! - `bitcram_client`: the Bitcram client against a fake Bitcram on
+//!   127.0.0.1: the calls as sent, retries, refused envelopes, redirects;
+//! - `secrets`: the token through the real Secret Manager client against a
+//!   fake endpoint, and failing fast without credentials.
 
 mod support;
 
+mod bitcram_client;
 mod cli_plugin;
+mod cli_run;
 mod plugin_gate;
 mod plugin_sandbox;
+mod secrets;
+mod sync_mysql;
 mod transform_component;

@@ -6,13 +6,15 @@
 //! - `panic`: `push` panics (reported as a crash, with the plugin named);
 //! - `sneaky`: `push` reads `/etc/passwd`, so the component imports
 //!   `wasi:filesystem` (the gate must refuse it before it runs);
-//! - `future`: built against `bitcram:transform@0.2.0` (refused at the gate).
+//! - `future`: built against `bitcram:transform@0.2.0` (refused at the gate);
+//! - `rogue`: runs, but emits the rows its price-list page spells out, one
+//!   per line as `id<TAB>data`, unchecked (the host must refuse bad rows).
 //!
 //! Natively the crate is empty: it only exists as components.
 
 #![cfg(target_arch = "wasm32")]
 
-#[cfg(not(feature = "future"))]
+#[cfg(not(any(feature = "future", feature = "rogue")))]
 mod current {
     wit_bindgen::generate!({
         path: "../../wit",
@@ -96,6 +98,73 @@ const VARIANT: &str = "sneaky";
 #[cfg(feature = "sneaky")]
 fn misbehave(_page: &[u8]) {
     let _ = std::hint::black_box(std::fs::read("/etc/passwd"));
+}
+
+#[cfg(feature = "rogue")]
+mod rogue {
+    use std::cell::RefCell;
+
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "transform",
+    });
+
+    use bitcram::transform::types::{Row, RunContext, Source, Summary, TransformError};
+    use exports::bitcram::transform::transformer::{Guest, GuestTransform, PluginInfo};
+
+    struct Plugin;
+
+    impl Guest for Plugin {
+        type Transform = Rogue;
+
+        fn info() -> PluginInfo {
+            PluginInfo {
+                name: "test-rogue".to_owned(),
+                version: "0.0.0".to_owned(),
+            }
+        }
+    }
+
+    struct Rogue(RefCell<Vec<Row>>);
+
+    impl GuestTransform for Rogue {
+        fn new(_context: RunContext) -> Self {
+            Rogue(RefCell::new(Vec::new()))
+        }
+
+        fn push(&self, source: Source, page: Vec<u8>) -> Result<(), TransformError> {
+            if source == Source::PriceList {
+                let text = String::from_utf8_lossy(&page);
+                for line in text.lines().filter(|l| !l.is_empty()) {
+                    let (id, data) = line.split_once('\t').unwrap_or((line, "{}"));
+                    self.0.borrow_mut().push(Row {
+                        id: id.to_owned(),
+                        data: data.to_owned(),
+                        stock: 1,
+                    });
+                }
+            }
+            Ok(())
+        }
+
+        fn finish(&self) -> Result<Summary, TransformError> {
+            let rows = self.0.borrow().len() as u64;
+            Ok(Summary {
+                price_list_items: rows,
+                stock_items: 0,
+                dropped_stock_items: 0,
+                rows,
+            })
+        }
+
+        fn next_batch(&self, max_rows: u32) -> Result<Vec<Row>, TransformError> {
+            let mut rows = self.0.borrow_mut();
+            let take = rows.len().min(max_rows as usize);
+            Ok(rows.drain(..take).collect())
+        }
+    }
+
+    export!(Plugin);
 }
 
 #[cfg(feature = "future")]

@@ -2,6 +2,9 @@
 
 #![allow(dead_code)]
 
+pub mod db;
+pub mod fake_bitcram;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -150,6 +153,40 @@ pub fn write_snapshot(dir: &Path, stock: &[&str], price_list: &[&str]) {
         );
     bitcram_sync::snapshot::write(dir, &info, bodies).unwrap();
 }
+
+/// Every environment variable the job reads.
+pub const SETTINGS: &[&str] = &[
+    "URL_BITCRAM",
+    "CHECKOUT",
+    "PROJECT_ID",
+    "SECRET_ID",
+    "SECRET_VERSION",
+    "BITCRAM_TOKEN",
+    "SECRET_MANAGER_ENDPOINT",
+    "BITCRAM_ALLOW_INSECURE_HTTP",
+    "DATABASE_URL",
+    "INSTANCE_DB",
+    "USER_DB",
+    "PASSWORD_DB",
+    "NAME_DB",
+    "CLOUD_SQL_SOCKET_DIR",
+    "TARGET_TABLE",
+    "POST_LOAD_SQL",
+    "SYNC_MODE",
+    "MAX_DELETE_PERCENT",
+    "ALLOW_SHRINK",
+    "DRY_RUN",
+    "REPORT_FILE",
+    "TRANSFORM_PLUGIN",
+    "TRANSFORM_PLUGIN_SHA256",
+    "PLUGIN_TIMEOUT",
+    "PLUGIN_MEMORY_MB",
+    "PLUGIN_CACHE_DIR",
+    "PLUGIN_NO_CACHE",
+    "LOG_FORMAT",
+    "CLOUD_RUN_JOB",
+    "CLOUD_RUN_EXECUTION",
+];
 
 /// The real binary, with logs kept quiet and no cache outside the test's reach.
 pub fn bin() -> Command {

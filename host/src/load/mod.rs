@@ -1,0 +1,610 @@
+//! The load: the new rows, the deletions and the post-load statements in one
+//! transaction, so that readers see either the old catalog or the whole new
+//! one, never an empty or half-loaded table.
+//!
+//! Nothing here issues a statement that commits implicitly (`TRUNCATE`, DDL):
+//! the replace mode empties the table with `DELETE`. Rows are written inside
+//! the transaction as the transform produces them; the guards are checked
+//! after the last row and before `COMMIT`, and any failure rolls everything
+//! back, including what the post-load statements wrote.
+
+mod table;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use futures_util::TryStreamExt as _;
+use sha2::{Digest, Sha256};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{Any, AnyPool, AssertSqlSafe, QueryBuilder, Row as _, Transaction};
+
+pub use table::{Dialect, TableName, check_table, create_table, create_table_sql};
+
+use crate::plugin::Row;
+
+/// Rows per multi-row statement: 4 placeholders a row stays far under MySQL's
+/// 65,535 and SQLite's 32,766.
+const CHUNK_ROWS: usize = 1000;
+/// Bytes of `data` per statement: well under MySQL's default 64 MiB
+/// `max_allowed_packet` (16 MiB on older MariaDB).
+const CHUNK_BYTES: usize = 4 * 1024 * 1024;
+/// How long to wait for a connection before giving up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the new catalog replaces the old one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// Delete every row, insert every new row (the original job's result).
+    Replace,
+    /// Insert new ids, update changed rows, delete vanished ids; unchanged
+    /// rows are not written.
+    Diff,
+}
+
+/// What the load does, checked and resolved.
+#[derive(Debug, Clone)]
+pub struct LoadSettings {
+    pub table: TableName,
+    pub mode: SyncMode,
+    /// Statements run after the rows, inside the transaction.
+    pub post_load: Vec<String>,
+    /// Refuse to delete more than this share of the current rows.
+    pub max_delete_percent: f64,
+    /// Lift the shrink guard (empty catalog, large drop).
+    pub allow_shrink: bool,
+    /// Compute everything, write nothing.
+    pub dry_run: bool,
+    /// The sync time, stamped on every written row's `updated_at`.
+    pub synced_at: time::OffsetDateTime,
+}
+
+/// What the load did (or, in a dry run, would do).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LoadReport {
+    pub dry_run: bool,
+    /// Rows in the table before the run.
+    pub rows_before: u64,
+    /// Rows the transform produced.
+    pub rows_new: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub unchanged: u64,
+    /// Post-load statements run.
+    pub post_load_statements: usize,
+    /// Time spent writing rows and deletions.
+    pub load_ms: u64,
+    /// Time spent in the post-load statements.
+    pub post_load_ms: u64,
+}
+
+/// Why the load refused to commit, on purpose.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct GuardRefusal(pub String);
+
+/// A database to connect to, with a description that carries no password.
+#[derive(Clone)]
+pub struct DatabaseTarget {
+    url: String,
+    description: String,
+}
+
+impl std::fmt::Debug for DatabaseTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+impl DatabaseTarget {
+    /// `url` may hold a password: it is never logged; `description` is.
+    pub fn new(url: String, description: String) -> Self {
+        Self { url, description }
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.url.starts_with("sqlite:")
+    }
+
+    /// One connection, in a pool of one so that a transaction can own it.
+    pub async fn connect(&self) -> anyhow::Result<AnyPool> {
+        sqlx::any::install_default_drivers();
+        AnyPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect(&self.url)
+            .await
+            .map_err(|e| {
+                anyhow!(
+                    "connecting to the database {}: {}",
+                    self.description,
+                    describe_db_error(&e)
+                )
+            })
+    }
+}
+
+/// A database error as one line, without the connection's credentials
+/// (sqlx's messages carry none; this only flattens them).
+pub fn describe_db_error(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => format!("{} (code {code})", db.message()),
+            None => db.message().to_owned(),
+        },
+        other => other.to_string().replace('\n', " "),
+    }
+}
+
+/// The state of the table before the run, as the guards and the diff need it.
+enum Current {
+    /// Replace mode: only which ids exist.
+    Ids(HashMap<String, ()>),
+    /// Diff mode and dry runs: each id's fingerprint of `stock` and `data`.
+    Fingerprints(HashMap<String, Fingerprint>),
+}
+
+type Fingerprint = [u8; 16];
+
+/// One open load transaction.
+pub struct Loader {
+    pool: AnyPool,
+    tx: Option<Transaction<'static, Any>>,
+    dialect: Dialect,
+    settings: LoadSettings,
+    quoted_table: String,
+    synced_at_text: String,
+    current: Current,
+    pending: Vec<Row>,
+    pending_bytes: usize,
+    chunks_written: u64,
+    lock_name: Option<String>,
+    report: LoadReport,
+    started: Instant,
+}
+
+impl Loader {
+    /// Opens the transaction: takes the run lock, checks the table, reads
+    /// the current rows' ids (and fingerprints, in diff mode or a dry run)
+    /// and, in replace mode, deletes every row (inside the transaction).
+    /// Meant to run while the extraction is still under way.
+    pub async fn begin(pool: AnyPool, settings: LoadSettings) -> anyhow::Result<Self> {
+        let started = Instant::now();
+        let mut conn = pool
+            .acquire()
+            .await
+            .context("opening a database connection")?;
+        let dialect = Dialect::detect(&mut conn).await?;
+        drop(conn);
+        let quoted_table = settings.table.quoted(dialect);
+        let table = settings.table.clone();
+
+        let mut tx = pool
+            .begin()
+            .await
+            .map_err(|e| anyhow!("starting the transaction: {}", describe_db_error(&e)))?;
+        let lock_name = match dialect {
+            Dialect::MySql | Dialect::MariaDb => {
+                // One sync per table at a time: a second run fails at once
+                // instead of interleaving its writes with the first. Lock
+                // names are server-wide and at most 64 characters: hash the
+                // database and table into one.
+                let name: String = sqlx::query_scalar(
+                    "SELECT CAST(CONCAT('bitcram-sync:', LEFT(SHA2(CONCAT(COALESCE(?, DATABASE()), '.', ?), 256), 40)) AS CHAR)",
+                )
+                .bind(table.schema().map(str::to_owned))
+                .bind(table.table().to_owned())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| anyhow!("naming the run lock: {}", describe_db_error(&e)))?;
+                let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 0)")
+                    .bind(name.clone())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| anyhow!("taking the run lock: {}", describe_db_error(&e)))?;
+                if got != Some(1) {
+                    bail!(
+                        "another bitcram-sync run is loading table {table}; try again when it has finished"
+                    );
+                }
+                Some(name)
+            }
+            Dialect::Sqlite => None,
+        };
+        let mut loader = Self {
+            pool,
+            tx: Some(tx),
+            dialect,
+            quoted_table,
+            synced_at_text: format_datetime(settings.synced_at),
+            current: Current::Ids(HashMap::new()),
+            pending: Vec::with_capacity(CHUNK_ROWS),
+            pending_bytes: 0,
+            chunks_written: 0,
+            lock_name,
+            report: LoadReport {
+                dry_run: settings.dry_run,
+                ..LoadReport::default()
+            },
+            settings,
+            started,
+        };
+        match loader.prepare().await {
+            Ok(()) => Ok(loader),
+            Err(e) => {
+                loader.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn prepare(&mut self) -> anyhow::Result<()> {
+        let table = self.settings.table.clone();
+        let dialect = self.dialect;
+        let tx = self.tx.as_mut().expect("transaction open");
+        check_table(tx, &table, dialect).await?;
+
+        let fingerprints = self.settings.mode == SyncMode::Diff || self.settings.dry_run;
+        self.current = if fingerprints {
+            let data = match dialect {
+                // MySQL returns its binary JSON as normalized text.
+                Dialect::MySql => "CAST(data AS CHAR)",
+                Dialect::MariaDb | Dialect::Sqlite => "data",
+            };
+            let sql = format!("SELECT id, stock, {data} FROM {}", self.quoted_table);
+            let mut map = HashMap::new();
+            let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(&mut **tx);
+            while let Some(row) = rows.try_next().await.map_err(|e| {
+                anyhow!(
+                    "reading the current rows of {table}: {}",
+                    describe_db_error(&e)
+                )
+            })? {
+                let id: String = row.try_get(0)?;
+                let stock: i64 = row.try_get(1)?;
+                let data: String = row.try_get(2)?;
+                map.insert(id, fingerprint(stock, &data, dialect));
+            }
+            Current::Fingerprints(map)
+        } else {
+            let sql = format!("SELECT id FROM {}", self.quoted_table);
+            let ids: Vec<String> = sqlx::query_scalar(AssertSqlSafe(sql))
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(|e| {
+                    anyhow!(
+                        "reading the current ids of {table}: {}",
+                        describe_db_error(&e)
+                    )
+                })?;
+            Current::Ids(ids.into_iter().map(|id| (id, ())).collect())
+        };
+        self.report.rows_before = match &self.current {
+            Current::Ids(ids) => ids.len(),
+            Current::Fingerprints(map) => map.len(),
+        } as u64;
+
+        if self.settings.mode == SyncMode::Replace && !self.settings.dry_run {
+            let sql = format!("DELETE FROM {}", self.quoted_table);
+            sqlx::query(AssertSqlSafe(sql))
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| {
+                    anyhow!("delete: emptying {table} failed: {}", describe_db_error(&e))
+                })?;
+        }
+        tracing::debug!(rows_before = self.report.rows_before, %table, "load transaction open");
+        Ok(())
+    }
+
+    /// Takes a batch of checked rows; writes them in chunks.
+    pub async fn write(&mut self, rows: Vec<Row>) -> anyhow::Result<()> {
+        for row in rows {
+            self.report.rows_new += 1;
+            let write = match &mut self.current {
+                Current::Ids(ids) => {
+                    ids.remove(&row.id);
+                    self.report.inserted += 1;
+                    true
+                }
+                Current::Fingerprints(map) => match map.remove(&row.id) {
+                    None => {
+                        self.report.inserted += 1;
+                        true
+                    }
+                    Some(old) if old == fingerprint(row.stock, &row.data, self.dialect) => {
+                        self.report.unchanged += 1;
+                        false
+                    }
+                    Some(_) => {
+                        self.report.updated += 1;
+                        true
+                    }
+                },
+            };
+            if write && !self.settings.dry_run {
+                self.pending_bytes += row.data.len() + row.id.len();
+                self.pending.push(row);
+                if self.pending.len() >= CHUNK_ROWS || self.pending_bytes >= CHUNK_BYTES {
+                    self.flush().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> anyhow::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.chunks_written += 1;
+        let chunk = self.chunks_written;
+        let rows = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
+        let mut query: QueryBuilder<Any> = QueryBuilder::new(format!(
+            "INSERT INTO {} (id, data, stock, updated_at) ",
+            self.quoted_table
+        ));
+        query.push_values(&rows, |mut tuple, row| {
+            tuple
+                .push_bind(row.id.clone())
+                .push_bind(row.data.clone())
+                .push_bind(row.stock)
+                .push_bind(self.synced_at_text.clone());
+        });
+        if self.settings.mode == SyncMode::Diff {
+            query.push(match self.dialect {
+                Dialect::MySql | Dialect::MariaDb => {
+                    " ON DUPLICATE KEY UPDATE data = VALUES(data), stock = VALUES(stock), updated_at = VALUES(updated_at)"
+                }
+                Dialect::Sqlite => {
+                    " ON CONFLICT(id) DO UPDATE SET data = excluded.data, stock = excluded.stock, updated_at = excluded.updated_at"
+                }
+            });
+        }
+        let tx = self.tx.as_mut().expect("transaction open");
+        query.build().execute(&mut **tx).await.map_err(|e| {
+            anyhow!(
+                "insert chunk {chunk} ({} rows from product {}) failed: {}",
+                rows.len(),
+                rows[0].id,
+                describe_db_error(&e)
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Writes what is left, applies the deletions, checks the guards, runs
+    /// the post-load statements and commits (or, in a dry run, rolls back).
+    /// Any error rolls the whole transaction back.
+    pub async fn finish(mut self) -> anyhow::Result<LoadReport> {
+        match self.complete().await {
+            Ok(()) => {
+                self.release_lock().await;
+                self.pool.close().await;
+                Ok(self.report)
+            }
+            Err(e) => {
+                self.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn complete(&mut self) -> anyhow::Result<()> {
+        self.flush().await?;
+        let vanished: Vec<String> = match &mut self.current {
+            Current::Ids(ids) => ids.drain().map(|(id, ())| id).collect(),
+            Current::Fingerprints(map) => map.drain().map(|(id, _)| id).collect(),
+        };
+        self.report.deleted = vanished.len() as u64;
+        self.check_guards()?;
+
+        let table = self.settings.table.clone();
+        if self.settings.mode == SyncMode::Diff && !self.settings.dry_run {
+            let tx = self.tx.as_mut().expect("transaction open");
+            for (n, ids) in vanished.chunks(CHUNK_ROWS).enumerate() {
+                let mut query: QueryBuilder<Any> =
+                    QueryBuilder::new(format!("DELETE FROM {} WHERE id IN (", self.quoted_table));
+                let mut list = query.separated(", ");
+                for id in ids {
+                    list.push_bind(id.clone());
+                }
+                query.push(")");
+                query.build().execute(&mut **tx).await.map_err(|e| {
+                    anyhow!(
+                        "delete chunk {} of vanished ids from {table} failed: {}",
+                        n + 1,
+                        describe_db_error(&e)
+                    )
+                })?;
+            }
+        }
+        self.report.load_ms = self.started.elapsed().as_millis() as u64;
+
+        if self.settings.dry_run {
+            let tx = self.tx.take().expect("transaction open");
+            tx.rollback()
+                .await
+                .map_err(|e| anyhow!("rolling back the dry run: {}", describe_db_error(&e)))?;
+            return Ok(());
+        }
+
+        let post_load_started = Instant::now();
+        let tx = self.tx.as_mut().expect("transaction open");
+        for (k, statement) in self.settings.post_load.iter().enumerate() {
+            sqlx::raw_sql(AssertSqlSafe(statement.clone()))
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| {
+                    anyhow!(
+                        "post-load statement {} (`{}`) failed: {}",
+                        k + 1,
+                        statement.trim(),
+                        describe_db_error(&e)
+                    )
+                })?;
+            self.report.post_load_statements += 1;
+        }
+        self.report.post_load_ms = post_load_started.elapsed().as_millis() as u64;
+
+        let tx = self.tx.take().expect("transaction open");
+        tx.commit()
+            .await
+            .map_err(|e| anyhow!("commit failed: {}", describe_db_error(&e)))?;
+        Ok(())
+    }
+
+    /// The shrink guard: an empty catalog, or the removal of more than
+    /// `max_delete_percent` of the current rows, is refused unless allowed.
+    fn check_guards(&self) -> anyhow::Result<()> {
+        if self.settings.allow_shrink {
+            return Ok(());
+        }
+        let before = self.report.rows_before;
+        let remaining = before - self.report.deleted;
+        let table = &self.settings.table;
+        if self.report.rows_new == 0 {
+            return Err(GuardRefusal(format!(
+                "shrink guard: the new catalog is empty; table {table} has {before} rows and would have none \
+                 (use --allow-shrink to load it anyway)"
+            ))
+            .into());
+        }
+        if before > 0 {
+            let percent = self.report.deleted as f64 * 100.0 / before as f64;
+            if percent > self.settings.max_delete_percent {
+                return Err(GuardRefusal(format!(
+                    "shrink guard: the new catalog would remove {} of the {before} rows in {table} ({percent:.1}%, \
+                     more than --max-delete-percent {}); {remaining} would remain, {} with the new products \
+                     (use --allow-shrink to load it anyway)",
+                    self.report.deleted,
+                    self.settings.max_delete_percent,
+                    self.report.rows_new,
+                ))
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Rolls back and closes; errors here only get logged (the server rolls
+    /// back an unfinished transaction when its connection closes anyway).
+    pub async fn abort(mut self) {
+        if let Some(tx) = self.tx.take()
+            && let Err(e) = tx.rollback().await
+        {
+            tracing::warn!(error = %describe_db_error(&e), "rollback failed; the server discards the transaction when the connection closes");
+        }
+        self.release_lock().await;
+        self.pool.close().await;
+    }
+
+    async fn release_lock(&mut self) {
+        if let Some(name) = self.lock_name.take() {
+            let _ = sqlx::query("SELECT RELEASE_LOCK(?)")
+                .bind(name)
+                .execute(&self.pool)
+                .await;
+        }
+    }
+}
+
+/// `stock` and `data` hashed. Where the server keeps `data` as written, its
+/// text is hashed as is; MySQL returns JSON normalized (key order, spacing),
+/// so there both sides are hashed in a canonical form.
+fn fingerprint(stock: i64, data: &str, dialect: Dialect) -> Fingerprint {
+    let mut hasher = Sha256::new();
+    hasher.update(stock.to_le_bytes());
+    if dialect.keeps_json_text() {
+        hasher.update(data.as_bytes());
+    } else {
+        match serde_json::from_str::<serde_json::Value>(data) {
+            Ok(value) => hash_canonical(&value, &mut hasher),
+            Err(_) => hasher.update(data.as_bytes()),
+        }
+    }
+    let digest = hasher.finalize();
+    digest[..16].try_into().expect("sha256 has 32 bytes")
+}
+
+fn hash_canonical(value: &serde_json::Value, hasher: &mut Sha256) {
+    use serde_json::Value;
+    match value {
+        Value::Null => hasher.update(b"n"),
+        Value::Bool(b) => hasher.update(if *b { b"t" } else { b"f" }),
+        Value::Number(n) => {
+            // MySQL keeps integers as integers and stores the rest as doubles.
+            match (n.as_i64(), n.as_u64()) {
+                (Some(i), _) => hasher.update(format!("i{i}")),
+                (None, Some(u)) => hasher.update(format!("i{u}")),
+                _ => hasher.update(format!("f{}", n.as_f64().unwrap_or(f64::NAN))),
+            }
+        }
+        Value::String(s) => {
+            hasher.update(b"s");
+            hasher.update((s.len() as u64).to_le_bytes());
+            hasher.update(s.as_bytes());
+        }
+        Value::Array(items) => {
+            hasher.update(format!("a{}", items.len()));
+            for item in items {
+                hash_canonical(item, hasher);
+            }
+        }
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            hasher.update(format!("o{}", keys.len()));
+            for key in keys {
+                hasher.update((key.len() as u64).to_le_bytes());
+                hasher.update(key.as_bytes());
+                hash_canonical(&map[key.as_str()], hasher);
+            }
+        }
+    }
+}
+
+/// `updated_at` as both MySQL's `DATETIME(6)` and SQLite's text take it.
+pub fn format_datetime(at: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:6]"
+    );
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .expect("a UTC time always formats")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_fingerprints_ignore_key_order_and_spacing() {
+        let a = fingerprint(3, r#"{"b":1,"a":[1.5,null,"x y"]}"#, Dialect::MySql);
+        let b = fingerprint(3, r#"{"a": [1.5, null, "x y"], "b": 1}"#, Dialect::MySql);
+        assert_eq!(a, b);
+        assert_ne!(
+            a,
+            fingerprint(4, r#"{"b":1,"a":[1.5,null,"x y"]}"#, Dialect::MySql)
+        );
+        assert_ne!(
+            a,
+            fingerprint(3, r#"{"b":2,"a":[1.5,null,"x y"]}"#, Dialect::MySql)
+        );
+    }
+
+    #[test]
+    fn text_fingerprints_compare_bytes() {
+        let a = fingerprint(3, r#"{"b":1}"#, Dialect::MariaDb);
+        assert_eq!(a, fingerprint(3, r#"{"b":1}"#, Dialect::Sqlite));
+        assert_ne!(a, fingerprint(3, r#"{"b": 1}"#, Dialect::MariaDb));
+    }
+}

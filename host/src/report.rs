@@ -1,0 +1,110 @@
+//! The run report: one summary of a sync, logged as one structured entry and
+//! written as JSON with `--report FILE`.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use crate::load::{LoadReport, SyncMode};
+use crate::plugin::PluginIdentity;
+
+/// Everything a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub mode: SyncMode,
+    pub dry_run: bool,
+    pub table: String,
+    /// The sync time stamped on the written rows.
+    pub synced_at: String,
+    pub source: SourceReport,
+    pub rows: LoadReport,
+    pub plugin: PluginIdentity,
+    pub plugin_peak_memory_bytes: u64,
+    pub phases: Phases,
+}
+
+/// What was read, and from where.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceReport {
+    /// `bitcram` or `snapshot`.
+    pub kind: &'static str,
+    pub checkout_number: String,
+    pub checkout_id: u64,
+    pub warehouse_id: u64,
+    /// Items in the price list (the catalog).
+    pub price_list_items: u64,
+    /// Items in the warehouse's stock.
+    pub stock_items: u64,
+    /// Stock items for products not in the price list.
+    pub dropped_stock_items: u64,
+}
+
+/// How long each phase took. Extraction and the opening of the load overlap,
+/// and so do the transform and the writing of rows.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Phases {
+    pub secrets_ms: u64,
+    pub extract_ms: u64,
+    pub transform_ms: u64,
+    pub load_ms: u64,
+    pub post_load_ms: u64,
+    pub total_ms: u64,
+}
+
+impl RunReport {
+    /// Logs the report as one entry with structured fields.
+    pub fn log(&self) {
+        let r = &self.rows;
+        let p = &self.phases;
+        tracing::info!(
+            run_id = %self.run_id,
+            mode = crate::config::mode_name(self.mode),
+            dry_run = self.dry_run,
+            table = %self.table,
+            source = self.source.kind,
+            checkout = %self.source.checkout_number,
+            price_list_items = self.source.price_list_items,
+            stock_items = self.source.stock_items,
+            dropped_stock_items = self.source.dropped_stock_items,
+            rows_before = r.rows_before,
+            inserted = r.inserted,
+            updated = r.updated,
+            deleted = r.deleted,
+            unchanged = r.unchanged,
+            post_load_statements = r.post_load_statements,
+            plugin = %self.plugin.name,
+            plugin_version = %self.plugin.version,
+            plugin_sha256 = %self.plugin.sha256,
+            secrets_ms = p.secrets_ms,
+            extract_ms = p.extract_ms,
+            transform_ms = p.transform_ms,
+            load_ms = p.load_ms,
+            post_load_ms = p.post_load_ms,
+            total_ms = p.total_ms,
+            "{}",
+            if self.dry_run { "dry run finished: nothing was written" } else { "sync finished" }
+        );
+    }
+
+    /// Writes the report as pretty JSON.
+    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
+        let json = serde_json::to_vec_pretty(self).expect("a report always serializes");
+        std::fs::write(path, json)
+            .with_context(|| format!("writing the run report {}", path.display()))
+    }
+}
+
+/// A run id for logs and reports: the Cloud Run execution when there is one,
+/// otherwise the time and process id.
+pub fn new_run_id(execution: Option<String>) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let local = format!("{:x}-{:x}", now.as_millis(), std::process::id());
+    match execution {
+        Some(execution) => format!("{execution}-{local}"),
+        None => local,
+    }
+}

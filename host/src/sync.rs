@@ -1,0 +1,157 @@
+//! One sync, end to end: the plugin gate, the token, the extraction (while
+//! the load transaction opens), the transform streaming rows to a database
+//! writer, the load, and the run report.
+
+use std::time::Instant;
+
+use anyhow::{Context as _, anyhow};
+use tokio::sync::mpsc;
+
+use crate::load::{DatabaseTarget, LoadReport, LoadSettings, Loader};
+use crate::plugin::{Plugin, Row, Source, format_synced_at};
+use crate::report::{Phases, RunReport, SourceReport};
+use crate::snapshot::Snapshot;
+use crate::transform::{RowSink, TransformFailure, TransformReport, run_transform};
+
+/// Batches in flight between the transform and the database writer: enough
+/// to keep both busy, few enough to bound memory.
+const WRITER_QUEUE_BATCHES: usize = 4;
+
+/// Where the bodies come from.
+pub enum Input {
+    /// A snapshot directory (`sync --from`).
+    Snapshot(Snapshot),
+    /// Bitcram itself.
+    Live(Box<crate::extract::LiveInput>),
+}
+
+/// A checked sync, ready to run.
+pub struct SyncJob {
+    pub input: Input,
+    pub database: DatabaseTarget,
+    pub load: LoadSettings,
+}
+
+/// Runs the sync with a plugin that already passed the gate.
+pub async fn run_sync(job: SyncJob, plugin: &Plugin, run_id: String) -> anyhow::Result<RunReport> {
+    let started = Instant::now();
+    let synced_at = job.load.synced_at;
+    let mode = job.load.mode;
+    let dry_run = job.load.dry_run;
+    let table = job.load.table.to_string();
+
+    // The load transaction opens (and, in replace mode, deletes) while the
+    // extraction runs: neither waits for the other.
+    let database = job.database.clone();
+    let load_settings = job.load;
+    let open_loader = async move {
+        let pool = database.connect().await?;
+        Loader::begin(pool, load_settings)
+            .await
+            .with_context(|| format!("preparing the load into {}", database.description()))
+    };
+    let (extracted, loader) = tokio::join!(crate::extract::extract(job.input), open_loader);
+    let (extracted, loader) = match (extracted, loader) {
+        (Ok(extracted), Ok(loader)) => (extracted, loader),
+        // The extraction comes first in a run: its failure is the one to report.
+        (Err(e), Ok(loader)) => {
+            loader.abort().await;
+            return Err(e);
+        }
+        (Err(e), Err(_)) => return Err(e),
+        (Ok(_), Err(e)) => return Err(e),
+    };
+    let transform_started = Instant::now();
+
+    let context = extracted.run_info.run_context(format_synced_at(synced_at));
+    let (sender, mut receiver) = mpsc::channel::<Vec<Row>>(WRITER_QUEUE_BATCHES);
+    let writer = tokio::spawn(async move {
+        let mut loader = loader;
+        while let Some(rows) = receiver.recv().await {
+            if let Err(e) = loader.write(rows).await {
+                loader.abort().await;
+                return Err(e);
+            }
+        }
+        Ok(loader)
+    });
+    let mut sink = ChannelSink(sender);
+    let transformed = run_transform(plugin, &context, extracted.pages, &mut sink).await;
+    drop(sink);
+    let transform_ms = transform_started.elapsed().as_millis() as u64;
+    let written = writer
+        .await
+        .map_err(|e| anyhow!("the database writer failed: {e}"))?;
+    let (report, loader): (TransformReport, Loader) = match (transformed, written) {
+        (Ok(report), Ok(loader)) => (report, loader),
+        // The writer's own error explains a closed channel best.
+        (_, Err(e)) => return Err(e),
+        (Err(e), Ok(loader)) => {
+            loader.abort().await;
+            return Err(transform_error(e));
+        }
+    };
+    let load: LoadReport = loader.finish().await?;
+
+    let phases = Phases {
+        secrets_ms: extracted.secrets_ms,
+        extract_ms: extracted.extract_ms,
+        transform_ms,
+        load_ms: load.load_ms,
+        post_load_ms: load.post_load_ms,
+        total_ms: started.elapsed().as_millis() as u64,
+    };
+    Ok(RunReport {
+        run_id,
+        mode,
+        dry_run,
+        table,
+        synced_at: format_synced_at(synced_at),
+        source: SourceReport {
+            kind: extracted.kind,
+            checkout_number: extracted.run_info.checkout_number.clone(),
+            checkout_id: extracted.run_info.checkout_id,
+            warehouse_id: extracted.run_info.warehouse_id,
+            price_list_items: report.summary.price_list_items,
+            stock_items: report.summary.stock_items,
+            dropped_stock_items: report.summary.dropped_stock_items,
+        },
+        rows: load,
+        plugin: plugin.identity().clone(),
+        plugin_peak_memory_bytes: report.plugin_peak_memory_bytes as u64,
+        phases,
+    })
+}
+
+/// Keeps a transform failure's own type (so a refused plugin keeps its exit
+/// code) inside anyhow.
+fn transform_error(e: TransformFailure) -> anyhow::Error {
+    match e {
+        TransformFailure::Io(inner) => inner,
+        other => anyhow::Error::new(other),
+    }
+}
+
+/// Hands batches to the database writer task.
+struct ChannelSink(mpsc::Sender<Vec<Row>>);
+
+impl RowSink for ChannelSink {
+    async fn accept(&mut self, rows: Vec<Row>) -> anyhow::Result<()> {
+        self.0
+            .send(rows)
+            .await
+            .map_err(|_| anyhow!("the database writer stopped"))
+    }
+}
+
+/// The pages of a snapshot, read one file at a time.
+pub fn snapshot_pages(
+    snapshot: Snapshot,
+) -> impl Iterator<Item = anyhow::Result<(Source, Vec<u8>)>> + Send {
+    let entries = snapshot.manifest().bodies.clone();
+    entries.into_iter().map(move |entry| {
+        snapshot
+            .read_body(&entry)
+            .map(|body| (Source::from(entry.source), body))
+    })
+}

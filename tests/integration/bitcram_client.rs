@@ -1,0 +1,443 @@
+//! The Bitcram client against a fake Bitcram on 127.0.0.1: the three calls
+//! as sent, bodies as received, retries and what is never retried, envelopes
+//! that are refused, and where the token may go.
+
+use std::time::Duration;
+
+use bitcram_sync::bitcram::{BitcramClient, BitcramConfig, Extract, parse_base_url};
+use bitcram_sync::secrets::Token;
+
+use crate::support::fake_bitcram::{FakeServer, Reply};
+
+const TOKEN: &str = "tok-3f9a";
+const CHECKOUTS: &str = "/api/checkouts/index";
+const PRICE_LIST: &str = "/api/checkouts/index/17/price_list";
+const STOCK: &str = "/api/stock_items/index";
+const CHECKOUT_BODY: &str = r#"{"items":[{"id":17,"checkout_number":3,"is_open":true,"warehouse":{"id":5},"price_list":{"id":248}}]}"#;
+/// Odd spacing, key order and number forms: must come back untouched.
+const PRICE_LIST_BODY: &str = "{\"items\": [\n  {\"product_id\":214101,\"price\":12345.0,\"product_name\":\"Caf\\u00e9\"},\n  {\"price\":null,\"product_id\":\"0042\"}\n], \"count\": 2}\n";
+const STOCK_BODY: &str = r#"{"items":[{"product_id":214101,"product":{"id":214101},"warehouse_id":5,"product_balance":-2.50}]}"#;
+
+/// Settings for tests: quick retries, short timeouts.
+fn config(server: &FakeServer) -> BitcramConfig {
+    BitcramConfig {
+        max_attempts: 3,
+        retry_base_delay: Duration::from_millis(5),
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(5),
+        ..BitcramConfig::new(parse_base_url(&server.url(), false).unwrap())
+    }
+}
+
+fn client(server: &FakeServer) -> BitcramClient {
+    client_with(config(server))
+}
+
+fn client_with(config: BitcramConfig) -> BitcramClient {
+    bitcram_sync::bitcram::install_tls_provider();
+    BitcramClient::new(config, Token::new(TOKEN.to_owned()).unwrap()).unwrap()
+}
+
+/// A server that answers the three calls with the bodies above.
+async fn healthy_server() -> FakeServer {
+    let server = FakeServer::start().await;
+    server.script(CHECKOUTS, [Reply::ok(CHECKOUT_BODY)]);
+    server.script(PRICE_LIST, [Reply::ok(PRICE_LIST_BODY)]);
+    server.script(STOCK, [Reply::ok(STOCK_BODY)]);
+    server
+}
+
+#[track_caller]
+fn one_line(error: anyhow::Error) -> String {
+    let message = format!("{error:#}");
+    println!("{message}");
+    assert!(!message.contains('\n'), "one line: {message}");
+    assert!(!message.contains(TOKEN), "the token leaked: {message}");
+    message
+}
+
+async fn fetch_error(server: &FakeServer) -> String {
+    match client(server).fetch("3").await {
+        Ok(extract) => panic!(
+            "expected an error, got {} price-list items",
+            extract.price_list_items
+        ),
+        Err(e) => one_line(e),
+    }
+}
+
+#[tokio::test]
+async fn fetches_the_checkout_the_price_list_and_the_stock_as_sent() {
+    let server = healthy_server().await;
+    let extract: Extract = client(&server).fetch("3").await.unwrap();
+
+    assert_eq!(
+        (extract.checkout.id, extract.checkout.warehouse_id),
+        (17, 5)
+    );
+    assert_eq!(extract.checkout.body, CHECKOUT_BODY.as_bytes());
+    assert_eq!(extract.price_list, PRICE_LIST_BODY.as_bytes());
+    assert_eq!(extract.stock, STOCK_BODY.as_bytes());
+    assert_eq!((extract.price_list_items, extract.stock_items), (2, 1));
+    assert_eq!(extract.price_list_stats.bytes, PRICE_LIST_BODY.len() as u64);
+    assert_eq!(extract.price_list_stats.attempts, 1);
+    assert_eq!(extract.stock_stats.attempts, 1);
+
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    for request in &requests {
+        assert_eq!(request.method, "GET");
+        assert_eq!(
+            request.authorization.as_deref(),
+            Some(format!("Bearer {TOKEN}").as_str())
+        );
+    }
+    let checkout = &server.requests_to(CHECKOUTS)[0];
+    assert_eq!(
+        checkout.query("where").as_deref(),
+        Some(r#"{"checkouts.checkout_number":"3"}"#)
+    );
+    let stock = &server.requests_to(STOCK)[0];
+    assert_eq!(stock.query("list_light").as_deref(), Some("true"));
+    assert_eq!(
+        stock.query("where").as_deref(),
+        Some(r#"{"warehouse_id":5}"#)
+    );
+    assert_eq!(server.requests_to(PRICE_LIST).len(), 1);
+}
+
+#[tokio::test]
+async fn ids_sent_as_numeric_strings_are_accepted() {
+    let server = FakeServer::start().await;
+    server.script(
+        CHECKOUTS,
+        [Reply::ok(
+            r#"{"items":[{"id":"17","checkout_number":"3","warehouse":{"id":"5"}}]}"#,
+        )],
+    );
+    let checkout = client(&server).find_checkout("3").await.unwrap();
+    assert_eq!((checkout.id, checkout.warehouse_id), (17, 5));
+}
+
+#[tokio::test]
+async fn a_base_url_with_a_path_prefix_keeps_it() {
+    let server = FakeServer::start().await;
+    server.script("/bitcram/api/checkouts/index", [Reply::ok(CHECKOUT_BODY)]);
+    let mut config = config(&server);
+    config.base_url = parse_base_url(&format!("{}/bitcram", server.url()), false).unwrap();
+    let checkout = client_with(config).find_checkout("3").await.unwrap();
+    assert_eq!(checkout.id, 17);
+}
+
+#[tokio::test]
+async fn a_500_is_retried() {
+    let server = healthy_server().await;
+    server.script(
+        PRICE_LIST,
+        [
+            Reply::json(500, r#"{"error":"boom"}"#),
+            Reply::ok(PRICE_LIST_BODY),
+        ],
+    );
+    let extract = client(&server).fetch("3").await.unwrap();
+    assert_eq!(extract.price_list, PRICE_LIST_BODY.as_bytes());
+    assert_eq!(extract.price_list_stats.attempts, 2);
+    assert_eq!(server.requests_to(PRICE_LIST).len(), 2);
+}
+
+#[tokio::test]
+async fn a_429_waits_as_long_as_retry_after_says() {
+    let server = healthy_server().await;
+    server.script(
+        STOCK,
+        [
+            Reply::json(429, r#"{"error":"slow down"}"#).header("Retry-After", "1"),
+            Reply::ok(STOCK_BODY),
+        ],
+    );
+    let extract = client(&server).fetch("3").await.unwrap();
+    assert_eq!(extract.stock_stats.attempts, 2);
+    let stock = server.requests_to(STOCK);
+    let waited = stock[1].at - stock[0].at;
+    // The backoff alone would be a few milliseconds.
+    assert!(waited >= Duration::from_millis(900), "waited {waited:?}");
+    assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+}
+
+#[tokio::test]
+async fn a_persistent_503_gives_up_after_the_attempts_allowed() {
+    let server = healthy_server().await;
+    server.script(
+        PRICE_LIST,
+        [Reply::json(
+            503,
+            "<html><body>\n  Service\tUnavailable\n</body></html>",
+        )],
+    );
+    let message = fetch_error(&server).await;
+    assert_eq!(server.requests_to(PRICE_LIST).len(), 3);
+    assert!(
+        message.contains("price_list")
+            && message.contains(PRICE_LIST)
+            && message.contains("503")
+            && message.contains("gave up after 3 attempts"),
+        "{message}"
+    );
+    // The body is quoted on one line.
+    assert!(
+        message.contains("<html><body> Service Unavailable </body></html>"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_401_is_token_rejected_and_not_retried() {
+    let server = healthy_server().await;
+    server.script(CHECKOUTS, [Reply::json(401, r#"{"error":"expired"}"#)]);
+    let message = fetch_error(&server).await;
+    assert_eq!(server.requests_to(CHECKOUTS).len(), 1);
+    assert!(
+        message.contains("token rejected") && message.contains("checkout"),
+        "{message}"
+    );
+    assert!(server.requests_to(PRICE_LIST).is_empty());
+}
+
+#[tokio::test]
+async fn a_403_is_forbidden_and_not_retried() {
+    let server = healthy_server().await;
+    server.script(STOCK, [Reply::json(403, "{}")]);
+    let message = fetch_error(&server).await;
+    assert_eq!(server.requests_to(STOCK).len(), 1);
+    assert!(
+        message.contains("forbidden") && message.contains("stock"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn another_4xx_fails_at_once_with_a_clean_snippet() {
+    let server = healthy_server().await;
+    // An error page that echoes the token and carries a terminal escape.
+    let body = format!(
+        "{{\"error\":\"bad filter\",\"auth\":\"Bearer {TOKEN}\"}}\x1b[2J{}",
+        "x".repeat(400)
+    );
+    server.script(CHECKOUTS, [Reply::json(400, body)]);
+    let message = fetch_error(&server).await;
+    assert_eq!(server.requests_to(CHECKOUTS).len(), 1);
+    assert!(
+        message.contains("400") && message.contains("bad filter") && message.contains("[redacted]"),
+        "{message}"
+    );
+    assert!(
+        !message.contains('\x1b') && message.len() < 600,
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_checkout_number_is_an_error_naming_it() {
+    let server = healthy_server().await;
+    server.script(CHECKOUTS, [Reply::ok(r#"{"items":[]}"#)]);
+    let error = client(&server).find_checkout("99").await.unwrap_err();
+    let message = one_line(error);
+    assert!(
+        message.contains("no checkout has the number 99"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn two_checkouts_with_the_number_are_an_error() {
+    let server = healthy_server().await;
+    server.script(
+        CHECKOUTS,
+        [Reply::ok(
+            r#"{"items":[{"id":17,"warehouse":{"id":5}},{"id":18,"warehouse":{"id":6}}]}"#,
+        )],
+    );
+    let message = fetch_error(&server).await;
+    assert!(
+        message.contains("2 checkouts") && message.contains("17, 18"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_checkout_for_another_number_is_an_error() {
+    // What a server that ignored the filter would send.
+    let server = healthy_server().await;
+    server.script(
+        CHECKOUTS,
+        [Reply::ok(
+            r#"{"items":[{"id":17,"checkout_number":4,"warehouse":{"id":5}}]}"#,
+        )],
+    );
+    let message = fetch_error(&server).await;
+    assert!(message.contains("asked for checkout number 3"), "{message}");
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_an_error_naming_the_endpoint() {
+    let server = healthy_server().await;
+    server.script(STOCK, [Reply::ok("<html>maintenance</html>")]);
+    let message = fetch_error(&server).await;
+    assert!(
+        message.contains("stock") && message.contains("not JSON"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_json_body_cut_short_is_an_error() {
+    let server = healthy_server().await;
+    server.script(PRICE_LIST, [Reply::ok(r#"{"items":[{"product_id":1},"#)]);
+    let message = fetch_error(&server).await;
+    assert!(
+        message.contains("price_list") && message.contains("cut short"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_body_shorter_than_its_content_length_is_retried_then_an_error() {
+    let server = healthy_server().await;
+    server.script(PRICE_LIST, [Reply::ok(PRICE_LIST_BODY).cut_after(20)]);
+    let message = fetch_error(&server).await;
+    assert_eq!(server.requests_to(PRICE_LIST).len(), 3);
+    assert!(
+        message.contains("price_list") && message.contains("cut short"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_body_cut_short_once_is_fetched_again() {
+    let server = healthy_server().await;
+    server.script(
+        PRICE_LIST,
+        [
+            Reply::ok(PRICE_LIST_BODY).cut_after(20),
+            Reply::ok(PRICE_LIST_BODY),
+        ],
+    );
+    let extract = client(&server).fetch("3").await.unwrap();
+    assert_eq!(extract.price_list, PRICE_LIST_BODY.as_bytes());
+}
+
+#[tokio::test]
+async fn a_list_without_items_is_an_error() {
+    let server = healthy_server().await;
+    server.script(STOCK, [Reply::ok(r#"{"data":[]}"#)]);
+    let message = fetch_error(&server).await;
+    assert!(
+        message.contains("stock") && message.contains("`items`"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_count_larger_than_the_items_carried_is_an_error() {
+    let server = healthy_server().await;
+    server.script(
+        PRICE_LIST,
+        [Reply::ok(
+            r#"{"items":[{"product_id":1}],"count":250,"page":1}"#,
+        )],
+    );
+    let message = fetch_error(&server).await;
+    assert!(
+        message.contains("price_list")
+            && message.contains("count 250")
+            && message.contains("1 items"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_reply_slower_than_the_request_timeout_is_retried() {
+    let server = healthy_server().await;
+    server.script(
+        STOCK,
+        [
+            Reply::ok(STOCK_BODY).delayed(Duration::from_secs(3)),
+            Reply::ok(STOCK_BODY),
+        ],
+    );
+    let mut config = config(&server);
+    config.request_timeout = Duration::from_millis(300);
+    let extract = client_with(config).fetch("3").await.unwrap();
+    assert_eq!(extract.stock_stats.attempts, 2);
+}
+
+#[tokio::test]
+async fn a_connection_refused_is_retried_then_an_error() {
+    let server = FakeServer::start().await;
+    let url = server.url();
+    drop(server);
+    let mut config = BitcramConfig::new(parse_base_url(&url, false).unwrap());
+    config.retry_base_delay = Duration::from_millis(1);
+    config.max_attempts = 2;
+    let message = one_line(client_with(config).find_checkout("3").await.unwrap_err());
+    assert!(
+        message.contains("cannot connect") && message.contains("gave up after 2 attempts"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn plain_http_is_only_for_loopback_addresses() {
+    for url in [
+        "http://127.0.0.1:8080",
+        "http://localhost",
+        "http://[::1]:9",
+    ] {
+        parse_base_url(url, false).unwrap();
+    }
+    let message = format!(
+        "{:#}",
+        parse_base_url("http://bitcram.example.com", false).unwrap_err()
+    );
+    assert!(message.contains("not a loopback address"), "{message}");
+    parse_base_url("http://bitcram.example.com", true).unwrap();
+    parse_base_url("https://bitcram.example.com", false).unwrap();
+    let message = format!(
+        "{:#}",
+        parse_base_url("ftp://bitcram.example.com", true).unwrap_err()
+    );
+    assert!(message.contains("scheme ftp"), "{message}");
+    let message = format!(
+        "{:#}",
+        parse_base_url("https://user:hunter2@bitcram.example.com", false).unwrap_err()
+    );
+    assert!(!message.contains("hunter2"), "{message}");
+
+    // The client checks the config it is given, too.
+    let mut config = BitcramConfig::new("http://10.1.2.3".parse().unwrap());
+    let token = || Token::new(TOKEN.to_owned()).unwrap();
+    assert!(BitcramClient::new(config.clone(), token()).is_err());
+    config.allow_insecure_http = true;
+    assert!(BitcramClient::new(config, token()).is_ok());
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_host_is_not_followed() {
+    // 127.0.0.2 is another host to the client, and still this machine.
+    let other = FakeServer::start_on("127.0.0.2").await;
+    other.script(CHECKOUTS, [Reply::ok(CHECKOUT_BODY)]);
+    let server = healthy_server().await;
+    let location = format!("{}{CHECKOUTS}?where=x", other.url());
+    server.script(
+        CHECKOUTS,
+        [Reply::json(302, "").header("Location", &location)],
+    );
+
+    let message = one_line(client(&server).find_checkout("3").await.unwrap_err());
+    assert!(other.requests().is_empty(), "{:?}", other.requests());
+    assert_eq!(server.requests_to(CHECKOUTS).len(), 1);
+    assert!(
+        message.contains("redirected (HTTP 302)") && message.contains(&other.url()),
+        "{message}"
+    );
+}

@@ -1,0 +1,117 @@
+//! A fresh MariaDB/MySQL database per test, on the server at
+//! `BITCRAM_TEST_MYSQL` (default `mysql://root@127.0.0.1:3306`). Tests fail,
+//! never skip, when the server is missing: `.ci/start-mariadb` starts one.
+
+use sqlx::{Executor as _, MySqlPool};
+
+/// The server the database tests use.
+pub fn server_url() -> String {
+    std::env::var("BITCRAM_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".to_owned())
+}
+
+/// A database that exists for one test; dropped by [`TestDb::drop_now`]
+/// (a failed test leaves it for inspection, and the next run removes it).
+pub struct TestDb {
+    pub name: String,
+    pub pool: MySqlPool,
+}
+
+impl TestDb {
+    /// Creates `bitcram_test_<pid>_<n>` with the target table
+    /// `raw_item_data`, a `mirror` table and two procedures: `update_mirror`
+    /// copies the table into the mirror, `failing_mirror` does the same and
+    /// then signals an error.
+    pub async fn new() -> Self {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let admin = MySqlPool::connect(&server_url()).await.expect(
+            "MariaDB must listen on 127.0.0.1:3306 (user root, no password): run .ci/start-mariadb",
+        );
+        remove_stale_databases(&admin).await;
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("bitcram_test_{}_{n}", std::process::id());
+        admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "CREATE DATABASE `{name}` CHARACTER SET utf8mb4"
+            )))
+            .await
+            .unwrap();
+        admin.close().await;
+        let pool = MySqlPool::connect(&format!("{}/{name}", server_url()))
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE raw_item_data (id VARCHAR(64) NOT NULL PRIMARY KEY, data JSON NOT NULL, \
+               stock BIGINT NOT NULL, updated_at DATETIME(6) NOT NULL) DEFAULT CHARSET = utf8mb4;
+             CREATE TABLE mirror (id VARCHAR(64) NOT NULL PRIMARY KEY, data JSON NOT NULL, stock BIGINT NOT NULL);
+             CREATE PROCEDURE update_mirror() BEGIN
+               DELETE FROM mirror;
+               INSERT INTO mirror (id, data, stock) SELECT id, data, stock FROM raw_item_data;
+             END;
+             CREATE PROCEDURE failing_mirror() BEGIN
+               DELETE FROM mirror;
+               INSERT INTO mirror (id, data, stock) SELECT id, data, stock FROM raw_item_data;
+               SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mirror refused the catalog';
+             END;",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        Self { name, pool }
+    }
+
+    /// `mysql://root@127.0.0.1:3306/<name>`.
+    pub fn url(&self) -> String {
+        format!("{}/{}", server_url(), self.name)
+    }
+
+    /// Every row of `table`, ordered by id: (id, data, stock).
+    pub async fn rows(&self, table: &str) -> Vec<(String, String, i64)> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT id, CAST(data AS CHAR), stock FROM {table} ORDER BY id"
+        )))
+        .fetch_all(&self.pool)
+        .await
+        .unwrap()
+    }
+
+    /// Each row's `updated_at`, as text, ordered by id.
+    pub async fn updated_at(&self) -> Vec<(String, String)> {
+        sqlx::query_as("SELECT id, CAST(updated_at AS CHAR) FROM raw_item_data ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn drop_now(self) {
+        self.pool.close().await;
+        let admin = MySqlPool::connect(&server_url()).await.unwrap();
+        admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS `{}`",
+                self.name
+            )))
+            .await
+            .unwrap();
+        admin.close().await;
+    }
+}
+
+/// Drops databases left by earlier test runs (other process ids), once.
+async fn remove_stale_databases(admin: &MySqlPool) {
+    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    DONE.get_or_init(|| async {
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'bitcram\\_test\\_%'",
+        )
+        .fetch_all(admin)
+        .await
+        .unwrap();
+        let mine = format!("bitcram_test_{}_", std::process::id());
+        for name in names.into_iter().filter(|n| !n.starts_with(&mine)) {
+            let _ = admin
+                .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS `{name}`")))
+                .await;
+        }
+    })
+    .await;
+}
