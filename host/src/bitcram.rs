@@ -628,6 +628,10 @@ fn check_envelope(body: &[u8]) -> Result<usize, String> {
 
 /// A `count` or `total` as a number, if it is one (or a numeric string).
 /// Other shapes are unknown and cannot be compared.
+///
+/// Guess: no Bitcram response has been seen with a count, total or any
+/// pagination field (see the API notes); these two names are the likeliest,
+/// and a larger one than the items carried is refused rather than trusted.
 fn reported_len(value: &Value) -> Option<f64> {
     match value {
         Value::Number(n) => n.as_f64(),

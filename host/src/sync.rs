@@ -16,6 +16,8 @@ use crate::transform::{RowSink, TransformFailure, TransformReport, run_transform
 /// Batches in flight between the transform and the database writer: enough
 /// to keep both busy, few enough to bound memory.
 const WRITER_QUEUE_BATCHES: usize = 4;
+/// On a terminal, a progress line every this many rows.
+const PROGRESS_EVERY_ROWS: usize = 20_000;
 
 /// Where the bodies come from.
 pub enum Input {
@@ -65,12 +67,20 @@ pub async fn run_sync(job: SyncJob, plugin: &Plugin, run_id: String) -> anyhow::
 
     let context = extracted.run_info.run_context(format_synced_at(synced_at));
     let (sender, mut receiver) = mpsc::channel::<Vec<Row>>(WRITER_QUEUE_BATCHES);
+    // On a terminal, a long load shows its progress.
+    let show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let writer = tokio::spawn(async move {
         let mut loader = loader;
+        let mut written = 0usize;
         while let Some(rows) = receiver.recv().await {
+            let before = written;
+            written += rows.len();
             if let Err(e) = loader.write(rows).await {
                 loader.abort().await;
                 return Err(e);
+            }
+            if show_progress && written / PROGRESS_EVERY_ROWS > before / PROGRESS_EVERY_ROWS {
+                tracing::info!(rows = written, "rows loaded so far");
             }
         }
         Ok(loader)

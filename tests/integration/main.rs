@@ -1,5 +1,5 @@
 //! End-to-end tests of bitcram-sync: real components under wasmtime, the real
-//! binary, and (in later modules) real HTTP and a real MariaDB.
+//! binary, real HTTP to in-test fake servers, and a real MariaDB.
 //!
 //! One test binary; its modules:
 //! - `support`: building the test plugins, snapshots, running the binary;
@@ -11,6 +11,8 @@
 //! - `cli_plugin`: `plugin check` and `plugin run` through the binary, with
 //!   their exit codes;
 //! - `cli_run`: the demo against the sample snapshot, JSON logs, exit codes;
+//! - `sync_live`: `sync` and `snapshot` against fake Bitcram and Secret
+//!   Manager servers into MariaDB, and where the token may not go;
 //! - `sync_mysql`: `sync --from` and `db init` against a real MariaDB: both
 //!   modes, the all-or-nothing transaction, the guards, the dry run;
 //! - `bitcram_client`: the Bitcram client against a fake Bitcram on
@@ -26,5 +28,6 @@ mod cli_run;
 mod plugin_gate;
 mod plugin_sandbox;
 mod secrets;
+mod sync_live;
 mod sync_mysql;
 mod transform_component;

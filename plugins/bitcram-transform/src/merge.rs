@@ -364,6 +364,8 @@ impl ItemLocator {
 
 /// The list envelope `{"items": [...]}`; `count`/`total`, when a number,
 /// must not exceed the items carried (a larger one means a cut list).
+/// Guess: Bitcram has never been seen sending either field; checking them
+/// costs nothing and refuses a paginated answer instead of loading a part.
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow)]
@@ -474,7 +476,9 @@ fn canonical_id(value: &Value) -> Result<String, String> {
     }
 }
 
-/// A balance truncated toward zero. Numbers and numeric strings are accepted.
+/// A balance truncated toward zero. Numbers and numeric strings are accepted
+/// (guess: the API has only been seen sending numbers; a string of digits
+/// loses nothing when read as one).
 fn parse_balance(value: &Value) -> Result<i64, String> {
     let float = match value {
         Value::Number(n) => {

@@ -1,0 +1,292 @@
+//! `bitcram-sync sync` and `snapshot` against a fake Bitcram and a fake
+//! Secret Manager over real sockets, into a real MariaDB: the whole path of a
+//! production run, and where the token may and may not go.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::support::db::TestDb;
+use crate::support::fake_bitcram::{FakeServer, Reply, secret_access_path, secret_reply};
+use crate::support::{self};
+
+const TOKEN: &str = "tok-live-9c1e77d2";
+const CHECKOUTS: &str = "/api/checkouts/index";
+const PRICE_LIST: &str = "/api/checkouts/index/17/price_list";
+const STOCK: &str = "/api/stock_items/index";
+const CHECKOUT_BODY: &str = r#"{"items":[{"id":17,"checkout_number":3,"is_open":true,"warehouse":{"id":5},"price_list":{"id":248}}]}"#;
+const PRICE_LIST_BODY: &str = r#"{"items":[{"product_id":214101,"price":12345.0,"product_name":"Café"},{"product_id":214102,"price":null,"product_name":"Té"}]}"#;
+const STOCK_BODY: &str = r#"{"items":[{"product_id":214101,"product":{"id":214101},"warehouse_id":5,"product_balance":-2.5},{"product":{"id":9},"warehouse_id":5,"product_balance":1}]}"#;
+
+async fn bitcram() -> FakeServer {
+    let server = FakeServer::start().await;
+    server.script(CHECKOUTS, [Reply::ok(CHECKOUT_BODY)]);
+    server.script(PRICE_LIST, [Reply::ok(PRICE_LIST_BODY)]);
+    server.script(STOCK, [Reply::ok(STOCK_BODY)]);
+    server
+}
+
+/// Runs the binary off the async runtime, so the fake servers keep serving.
+async fn run(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn live_sync(server: &FakeServer, db: &TestDb) -> Command {
+    let mut cmd = support::bin();
+    cmd.arg("sync")
+        .env("URL_BITCRAM", server.url())
+        .env("CHECKOUT", "3")
+        .env("DATABASE_URL", db.url())
+        .env("POST_LOAD_SQL", "CALL update_mirror()");
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_sync_with_the_token_from_secret_manager_lands_every_row() {
+    let server = bitcram().await;
+    let secrets = FakeServer::start().await;
+    secrets.script(
+        &secret_access_path("acme", "bitcram-token", "latest"),
+        [secret_reply(
+            "projects/acme/secrets/bitcram-token/versions/4",
+            format!("  {TOKEN}\n").as_bytes(),
+            Some(crc32c::crc32c(format!("  {TOKEN}\n").as_bytes())),
+        )],
+    );
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let report_file = dir.path().join("report.json");
+    let mut cmd = live_sync(&server, &db);
+    cmd.env("PROJECT_ID", "acme")
+        .env("SECRET_ID", "bitcram-token")
+        .env("SECRET_MANAGER_ENDPOINT", secrets.url())
+        .arg("--report")
+        .arg(&report_file);
+    let out = run(cmd).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    assert_eq!(
+        db.rows("raw_item_data").await,
+        vec![
+            (
+                "214101".to_owned(),
+                r#"{"price":12345.0,"product_name":"Café"}"#.to_owned(),
+                -2
+            ),
+            (
+                "214102".to_owned(),
+                r#"{"price":null,"product_name":"Té"}"#.to_owned(),
+                0
+            ),
+        ]
+    );
+    assert_eq!(db.rows("mirror").await.len(), 2);
+
+    // Every call carried the trimmed token; the filters were as documented.
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    for request in &requests {
+        assert_eq!(
+            request.authorization.as_deref(),
+            Some(format!("Bearer {TOKEN}").as_str())
+        );
+    }
+    let checkout = &server.requests_to(CHECKOUTS)[0];
+    assert_eq!(
+        checkout.query("where").as_deref(),
+        Some(r#"{"checkouts.checkout_number":"3"}"#)
+    );
+    let stock = &server.requests_to(STOCK)[0];
+    assert_eq!(
+        stock.query("where").as_deref(),
+        Some(r#"{"warehouse_id":5}"#)
+    );
+    assert_eq!(stock.query("list_light").as_deref(), Some("true"));
+
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_file).unwrap()).unwrap();
+    assert_eq!(report["source"]["kind"], "bitcram");
+    assert_eq!(report["source"]["checkout_id"], 17);
+    assert_eq!(report["source"]["warehouse_id"], 5);
+    assert_eq!(report["source"]["dropped_stock_items"], 1);
+    assert_eq!(report["rows"]["inserted"], 2);
+    assert!(!String::from_utf8_lossy(&std::fs::read(&report_file).unwrap()).contains(TOKEN));
+    db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_checkout_changes_nothing() {
+    let server = FakeServer::start().await;
+    server.script(CHECKOUTS, [Reply::ok(r#"{"items":[]}"#)]);
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    support::write_snapshot(dir.path(), &[], &[r#"{"items":[{"product_id":1}]}"#]);
+    let seed = support::bin()
+        .args(["sync", "--from"])
+        .arg(dir.path())
+        .args(["--database-url", &db.url(), "--post-load-sql", ""])
+        .output()
+        .unwrap();
+    assert!(seed.status.success());
+    let before = db.rows("raw_item_data").await;
+
+    let mut cmd = live_sync(&server, &db);
+    cmd.env("BITCRAM_TOKEN", TOKEN);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error: ") && stderr.contains('3'),
+        "{stderr}"
+    );
+    assert_eq!(db.rows("raw_item_data").await, before);
+    db.drop_now().await;
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_appears_nowhere_when_a_run_fails() {
+    // The price list answers 401 with a body that echoes the token back, and
+    // everything is logged at the most verbose level.
+    let server = FakeServer::start().await;
+    server.script(CHECKOUTS, [Reply::ok(CHECKOUT_BODY)]);
+    server.script(STOCK, [Reply::ok(STOCK_BODY)]);
+    server.script(
+        PRICE_LIST,
+        [Reply::json(
+            401,
+            format!(r#"{{"error":"invalid token {TOKEN}"}}"#),
+        )],
+    );
+    let db = TestDb::new().await;
+    let work = tempfile::tempdir().unwrap();
+    let report_file = work.path().join("report.json");
+    for format in ["human", "json"] {
+        let mut cmd = live_sync(&server, &db);
+        cmd.current_dir(work.path())
+            .env("BITCRAM_TOKEN", TOKEN)
+            .env("RUST_LOG", "trace")
+            .env("LOG_FORMAT", format)
+            .arg("--report")
+            .arg(&report_file);
+        let out = run(cmd).await;
+        assert_eq!(out.status.code(), Some(1), "{format}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("token rejected"), "{format}: {stderr}");
+        assert!(
+            !stdout.contains(TOKEN),
+            "{format}: the token leaked to stdout"
+        );
+        assert!(
+            !stderr.contains(TOKEN),
+            "{format}: the token leaked to stderr"
+        );
+    }
+    // Nor in any file the runs wrote.
+    for file in files(work.path()) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(TOKEN),
+            "the token leaked into {}",
+            file.display()
+        );
+    }
+    assert!(
+        db.rows("raw_item_data").await.is_empty(),
+        "nothing was written"
+    );
+    db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_stores_the_bodies_as_received_and_replays_offline() {
+    let server = bitcram().await;
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("snap");
+    let mut cmd = support::bin();
+    cmd.args(["snapshot", "--out"])
+        .arg(&snap)
+        .env("URL_BITCRAM", server.url())
+        .env("CHECKOUT", "3")
+        .env("BITCRAM_TOKEN", TOKEN);
+    let out = run(cmd).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(snap.join("checkout.0.json")).unwrap(),
+        CHECKOUT_BODY.as_bytes()
+    );
+    assert_eq!(
+        std::fs::read(snap.join("stock.0.json")).unwrap(),
+        STOCK_BODY.as_bytes()
+    );
+    assert_eq!(
+        std::fs::read(snap.join("price-list.0.json")).unwrap(),
+        PRICE_LIST_BODY.as_bytes()
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(snap.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["format"], "bitcram-sync-snapshot/1");
+    assert_eq!(manifest["checkout_number"], "3");
+    assert_eq!(
+        (
+            manifest["checkout_id"].as_u64(),
+            manifest["warehouse_id"].as_u64()
+        ),
+        (Some(17), Some(5))
+    );
+    assert_eq!(
+        manifest["bitcram_url"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('/'),
+        server.url().trim_end_matches('/')
+    );
+    let sources: Vec<&str> = manifest["bodies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, ["checkout", "stock", "price-list"]);
+    for file in files(&snap) {
+        assert!(!String::from_utf8_lossy(&std::fs::read(&file).unwrap()).contains(TOKEN));
+    }
+
+    // Offline: the same rows as the live run gives, with no server at all.
+    drop(server);
+    let rows = dir.path().join("rows.jsonl");
+    let out = support::bin()
+        .args(["plugin", "run", "--from"])
+        .arg(&snap)
+        .arg("--out")
+        .arg(&rows)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&rows).unwrap();
+    assert_eq!(text.lines().count(), 2);
+    assert!(text.contains(r#""id":"214101","stock":-2"#), "{text}");
+}
