@@ -1,0 +1,361 @@
+//! Benchmark (issue 3): the Bitcram client fetching a 100,000-product price
+//! list and its stock from a local HTTP server, against `curl` downloading
+//! the same bytes; and the client's peak memory against the bodies' size.
+//!
+//! Run with `cargo bench -p bitcram-sync --bench extract`. Prints figures
+//! and whether each target is met; never fails on a missed target.
+//!
+//! Every party is its own process, so that none pollutes another's memory:
+//! this executable re-runs itself as the server ([`SERVE_ARG`]), as the
+//! client ([`CLIENT_ARG`]), as a baseline that only starts the runtime
+//! ([`BASELINE_ARG`]), and as the launcher that measures a child's wall time
+//! and peak RSS (see `common::measure`).
+
+mod common;
+
+use std::ffi::OsStr;
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use bitcram_sync::bitcram::{BitcramClient, BitcramConfig};
+use bitcram_sync::secrets::Token;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+
+use common::{Bodies, Measured, mb, median, ms, verdict};
+
+const SERVE_ARG: &str = "__serve";
+const CLIENT_ARG: &str = "__client";
+const BASELINE_ARG: &str = "__baseline";
+/// Makes the client also time its parts and print them (an unmeasured run).
+const DIAGNOSE_ARG: &str = "diagnose";
+
+/// Measured runs of each program; the median is reported.
+const RUNS: usize = 5;
+
+const TARGET_TIME_RATIO: f64 = 1.5;
+const TARGET_RSS_RATIO: f64 = 3.0;
+
+const PRICE_LIST_PATH: &str = "/api/checkouts/index/17/price_list";
+const STOCK_PATH: &str = "/api/stock_items/index";
+const CHECKOUT_PATH: &str = "/api/checkouts/index";
+
+fn main() -> anyhow::Result<()> {
+    common::run_launcher_if_asked();
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some(SERVE_ARG) => serve(Path::new(args.get(2).context("no body directory")?)),
+        Some(CLIENT_ARG) => client(
+            args.get(2).context("no URL")?,
+            args.get(3).is_some_and(|a| a == DIAGNOSE_ARG),
+        ),
+        Some(BASELINE_ARG) => baseline(),
+        _ => bench(),
+    }
+}
+
+fn bench() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir().context("creating a directory for the bodies")?;
+    let (price_list_bytes, stock_bytes) = {
+        let bodies = Bodies::generate(0);
+        std::fs::write(dir.path().join("checkout.json"), &bodies.checkout)?;
+        std::fs::write(dir.path().join("price-list.json"), &bodies.price_list)?;
+        std::fs::write(dir.path().join("stock.json"), &bodies.stock)?;
+        (bodies.price_list.len() as u64, bodies.stock.len() as u64)
+    };
+    let bodies_bytes = price_list_bytes + stock_bytes;
+
+    let exe = std::env::current_exe().context("locating the benchmark executable")?;
+    // The server stops when its stdin closes, i.e. when this process ends,
+    // whichever way it ends.
+    let mut server = Command::new(&exe)
+        .arg(SERVE_ARG)
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting the HTTP server")?;
+    let mut first_line = String::new();
+    BufReader::new(server.stdout.take().context("the server's stdout")?)
+        .read_line(&mut first_line)
+        .context("reading the server's port")?;
+    let port: u16 = first_line
+        .trim()
+        .parse()
+        .with_context(|| format!("the server announced {first_line:?} instead of a port"))?;
+    let base = format!("http://127.0.0.1:{port}");
+    let price_list_url = format!("{base}{PRICE_LIST_PATH}");
+    let stock_url = format!(
+        "{base}{STOCK_PATH}?list_light=true&where=%7B%22warehouse_id%22%3A{}%7D",
+        common::WAREHOUSE_ID
+    );
+
+    let quiet = |cmd: &mut Command| {
+        cmd.env("RUST_LOG", "warn");
+    };
+    let client_args = [OsStr::new(CLIENT_ARG), OsStr::new(&base)];
+    let curl_sequential: Vec<&OsStr> = [
+        "--no-progress-meter",
+        "-S",
+        "--fail",
+        "-o",
+        "/dev/null",
+        "-o",
+        "/dev/null",
+        &price_list_url,
+        &stock_url,
+    ]
+    .map(OsStr::new)
+    .to_vec();
+    let mut curl_parallel = curl_sequential.clone();
+    curl_parallel.insert(0, OsStr::new("--parallel"));
+
+    // One untimed round first: page cache, server and loopback warm.
+    common::measure(&exe, &client_args, quiet)?;
+    common::measure("curl", &curl_sequential, |_| {})?;
+
+    let mut baseline = Vec::new();
+    let mut client = Vec::new();
+    let mut sequential = Vec::new();
+    let mut parallel = Vec::new();
+    for _ in 0..RUNS {
+        baseline.push(common::measure(&exe, &[OsStr::new(BASELINE_ARG)], quiet)?);
+        client.push(common::measure(&exe, &client_args, quiet)?);
+        sequential.push(common::measure("curl", &curl_sequential, |_| {})?);
+        parallel.push(common::measure("curl", &curl_parallel, |_| {})?);
+    }
+    let diagnosis = Command::new(&exe)
+        .args([CLIENT_ARG, &base, DIAGNOSE_ARG])
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running the client's diagnosis")?;
+    drop(server.stdin.take());
+    let _ = server.wait();
+    let parts: Vec<Duration> = String::from_utf8_lossy(&diagnosis.stdout)
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok().map(Duration::from_nanos))
+        .collect();
+    let [fetch_inside, raw_download, envelope_check] = parts[..] else {
+        bail!("the client's diagnosis failed: {}", diagnosis.status);
+    };
+
+    let (baseline_wall, baseline_rss) = medians(&baseline);
+    let (client_wall, client_rss) = medians(&client);
+    let (sequential_wall, sequential_rss) = medians(&sequential);
+    let (parallel_wall, parallel_rss) = medians(&parallel);
+    let curl_wall = sequential_wall.min(parallel_wall);
+    let time_ratio = client_wall.as_secs_f64() / curl_wall.as_secs_f64();
+    let rss_ratio = client_rss as f64 / bodies_bytes as f64;
+
+    println!(
+        "extract: median of {RUNS} runs; each a separate process, wall time from spawn to exit, \
+         peak RSS from wait4 (MB = 10^6 bytes)"
+    );
+    println!(
+        "bodies: price list {} + stock {} = {}",
+        mb(price_list_bytes),
+        mb(stock_bytes),
+        mb(bodies_bytes)
+    );
+    println!(
+        "client (BitcramClient::fetch):          {:>9}  peak RSS {}",
+        ms(client_wall),
+        mb(client_rss)
+    );
+    println!(
+        "baseline (runtime start only):          {:>9}  peak RSS {}",
+        ms(baseline_wall),
+        mb(baseline_rss)
+    );
+    println!(
+        "curl, two downloads in turn:            {:>9}  peak RSS {}",
+        ms(sequential_wall),
+        mb(sequential_rss)
+    );
+    println!(
+        "curl --parallel, two downloads:         {:>9}  peak RSS {}",
+        ms(parallel_wall),
+        mb(parallel_rss)
+    );
+    println!(
+        "ratio client/curl (faster curl):        {time_ratio:.2}  target <= {TARGET_TIME_RATIO}: {}",
+        verdict(time_ratio <= TARGET_TIME_RATIO)
+    );
+    println!(
+        "ratio client/curl in turn, /parallel:   {:.2}, {:.2}",
+        client_wall.as_secs_f64() / sequential_wall.as_secs_f64(),
+        client_wall.as_secs_f64() / parallel_wall.as_secs_f64()
+    );
+    println!(
+        "client peak RSS / bodies:               {rss_ratio:.2}  target <= {TARGET_RSS_RATIO}: {}",
+        verdict(rss_ratio <= TARGET_RSS_RATIO)
+    );
+    println!(
+        "(client peak RSS - baseline) / bodies:  {:.2}",
+        client_rss.saturating_sub(baseline_rss) as f64 / bodies_bytes as f64
+    );
+    println!("inside one more client process (not measured above):");
+    println!(
+        "    BitcramClient::fetch:               {:>9}",
+        ms(fetch_inside)
+    );
+    println!(
+        "    plain reqwest GET of both, concurrently, no checks: {}",
+        ms(raw_download)
+    );
+    println!(
+        "    envelope parse of both bodies (serde_json, one thread): {}",
+        ms(envelope_check)
+    );
+    Ok(())
+}
+
+/// The median wall time and the median peak RSS.
+fn medians(runs: &[Measured]) -> (Duration, u64) {
+    let walls: Vec<Duration> = runs.iter().map(|m| m.wall).collect();
+    let rss: Vec<u64> = runs.iter().map(|m| m.peak_rss_bytes).collect();
+    (median(&walls), median(&rss))
+}
+
+/// The client process: what a sync does to extract, nothing more. With
+/// `diagnose`, it then times a plain download of the same bodies and a
+/// parse of their envelopes, and prints the three durations in nanoseconds.
+fn client(base_url: &str, diagnose: bool) -> anyhow::Result<()> {
+    bitcram_sync::bitcram::install_tls_provider();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let url = bitcram_sync::bitcram::parse_base_url(base_url, false)?;
+        let client = BitcramClient::new(
+            BitcramConfig::new(url),
+            Token::new("bench-token".to_owned())?,
+        )?;
+        let started = Instant::now();
+        let extract = client.fetch(common::CHECKOUT_NUMBER).await?;
+        let fetch = started.elapsed();
+        if extract.price_list_items != common::PRODUCTS {
+            bail!(
+                "fetched {} price-list items, expected {}",
+                extract.price_list_items,
+                common::PRODUCTS
+            );
+        }
+        if !diagnose {
+            return Ok(());
+        }
+        let http = reqwest::Client::builder().no_proxy().build()?;
+        let get = |path: &str| {
+            let request = http.get(format!("{base_url}{path}"));
+            async move { request.send().await?.error_for_status()?.bytes().await }
+        };
+        let started = Instant::now();
+        let (price_list, stock) = tokio::try_join!(get(PRICE_LIST_PATH), get(STOCK_PATH))?;
+        let download = started.elapsed();
+        let started = Instant::now();
+        common::count_items(&price_list)?;
+        common::count_items(&stock)?;
+        let parse = started.elapsed();
+        println!(
+            "{} {} {}",
+            fetch.as_nanos(),
+            download.as_nanos(),
+            parse.as_nanos()
+        );
+        Ok(())
+    })
+}
+
+/// The baseline process: the runtime the client uses, started and stopped.
+fn baseline() -> anyhow::Result<()> {
+    bitcram_sync::bitcram::install_tls_provider();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {});
+    Ok(())
+}
+
+/// The server process: a minimal HTTP/1.1 server with keep-alive, serving
+/// the bodies in `dir` with their Content-Length. Prints its port, then
+/// serves until its stdin closes.
+fn serve(dir: &Path) -> anyhow::Result<()> {
+    let read = |name: &str| -> anyhow::Result<Arc<Vec<u8>>> {
+        let path = dir.join(name);
+        Ok(Arc::new(
+            std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+        ))
+    };
+    let routes = Arc::new(Routes {
+        checkout: read("checkout.json")?,
+        price_list: read("price-list.json")?,
+        stock: read("stock.json")?,
+    });
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the server's runtime")?;
+    runtime.block_on(async move {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        println!("{}", listener.local_addr()?.port());
+        loop {
+            let (stream, _) = listener.accept().await?;
+            tokio::spawn(answer(stream, Arc::clone(&routes)));
+        }
+    })
+}
+
+struct Routes {
+    checkout: Arc<Vec<u8>>,
+    price_list: Arc<Vec<u8>>,
+    stock: Arc<Vec<u8>>,
+}
+
+/// Answers the GETs of one connection until the client closes it.
+async fn answer(mut stream: TcpStream, routes: Arc<Routes>) {
+    let _ = stream.set_nodelay(true);
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let head_end = loop {
+            if let Some(at) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&pending[..head_end]).into_owned();
+        pending.drain(..head_end);
+        let target = head.split(' ').nth(1).unwrap_or_default();
+        let path = target.split('?').next().unwrap_or_default();
+        let (status, body) = match path {
+            CHECKOUT_PATH => ("200 OK", Some(&routes.checkout)),
+            PRICE_LIST_PATH => ("200 OK", Some(&routes.price_list)),
+            STOCK_PATH => ("200 OK", Some(&routes.stock)),
+            _ => ("404 Not Found", None),
+        };
+        let body: &[u8] = body.map_or(b"{}", |b| b.as_slice());
+        let reply_head = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        if stream.write_all(reply_head.as_bytes()).await.is_err()
+            || stream.write_all(body).await.is_err()
+        {
+            return;
+        }
+    }
+}
