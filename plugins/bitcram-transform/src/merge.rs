@@ -122,8 +122,8 @@ pub struct Summary {
 
 /// One price-list page: its bytes, and each item's byte range and product id.
 struct PriceListPage {
-    bytes: Vec<u8>,
-    items: Vec<(Range<usize>, String)>,
+    text: String,
+    items: Vec<(Range<usize>, u64)>,
     next: usize,
 }
 
@@ -138,10 +138,10 @@ pub struct Transform {
     last_source: Option<Source>,
     finished: bool,
     /// Product id → balance, from the stock pages.
-    stock: HashMap<String, i64>,
+    stock: HashMap<u64, i64>,
     /// Every product id of the price list, to refuse duplicates and count
     /// stock items that match no product.
-    price_list_ids: HashSet<String>,
+    price_list_ids: HashSet<u64>,
     pending: std::collections::VecDeque<PriceListPage>,
     summary: Summary,
 }
@@ -178,12 +178,12 @@ impl Transform {
             Source::Checkout => serde_json::from_slice::<IgnoredAny>(&page)
                 .map(drop)
                 .map_err(|e| at.malformed(format!("not valid JSON: {e}"))),
-            Source::Stock => self.push_stock(at, &page),
-            Source::PriceList => self.push_price_list(at, page),
+            Source::Stock => self.push_stock(at, &utf8(at, page)?),
+            Source::PriceList => self.push_price_list(at, utf8(at, page)?),
         }
     }
 
-    fn push_stock(&mut self, at: Locator, page: &[u8]) -> Result<(), TransformError> {
+    fn push_stock(&mut self, at: Locator, page: &str) -> Result<(), TransformError> {
         let items = parse_envelope(at, page)?;
         for (index, raw) in items.iter().enumerate() {
             let item = at.item(index);
@@ -194,7 +194,7 @@ impl Transform {
             let balance = match &stock.product_balance {
                 None => {
                     return Err(item.invalid(
-                        Some(&id),
+                        Some(id),
                         Some("product_balance"),
                         "missing".to_owned(),
                     ));
@@ -204,12 +204,12 @@ impl Transform {
                     0
                 }
                 Some(value) => parse_balance(value)
-                    .map_err(|message| item.invalid(Some(&id), Some("product_balance"), message))?,
+                    .map_err(|message| item.invalid(Some(id), Some("product_balance"), message))?,
             };
-            if self.stock.insert(id.clone(), balance).is_some() {
+            if self.stock.insert(id, balance).is_some() {
                 return Err(TransformError::DuplicateKey {
                     source: Source::Stock,
-                    product_id: id,
+                    product_id: id.to_string(),
                 });
             }
             self.summary.stock_items += 1;
@@ -217,7 +217,7 @@ impl Transform {
         Ok(())
     }
 
-    fn push_price_list(&mut self, at: Locator, page: Vec<u8>) -> Result<(), TransformError> {
+    fn push_price_list(&mut self, at: Locator, page: String) -> Result<(), TransformError> {
         let items = parse_envelope(at, &page)?;
         let base = page.as_ptr() as usize;
         let mut indexed = Vec::with_capacity(items.len());
@@ -232,10 +232,10 @@ impl Transform {
                     .map_err(|message| item.invalid(None, Some("product_id"), message))?,
                 None => return Err(item.invalid(None, Some("product_id"), "missing".to_owned())),
             };
-            if !self.price_list_ids.insert(id.clone()) {
+            if !self.price_list_ids.insert(id) {
                 return Err(TransformError::DuplicateKey {
                     source: Source::PriceList,
-                    product_id: id,
+                    product_id: id.to_string(),
                 });
             }
             // `raw` borrows from `page`; keep its place so the page can be
@@ -247,7 +247,7 @@ impl Transform {
         drop(items);
         if !indexed.is_empty() {
             self.pending.push_back(PriceListPage {
-                bytes: page,
+                text: page,
                 items: indexed,
                 next: 0,
             });
@@ -284,11 +284,14 @@ impl Transform {
                 break;
             };
             let take = (max_rows - rows.len()).min(page.items.len() - page.next);
-            for (range, id) in &mut page.items[page.next..page.next + take] {
-                let id = std::mem::take(id);
-                let data = item_data(&page.bytes[range.clone()]);
-                let stock = self.stock.get(&id).copied().unwrap_or(0);
-                rows.push(Row { id, data, stock });
+            for (range, id) in &page.items[page.next..page.next + take] {
+                let data = item_data(&page.text[range.clone()]);
+                let stock = self.stock.get(id).copied().unwrap_or(0);
+                rows.push(Row {
+                    id: id.to_string(),
+                    data,
+                    stock,
+                });
             }
             page.next += take;
             if page.next == page.items.len() {
@@ -347,7 +350,7 @@ impl ItemLocator {
 
     fn invalid(
         self,
-        product_id: Option<&str>,
+        product_id: Option<u64>,
         field: Option<&str>,
         message: String,
     ) -> TransformError {
@@ -355,7 +358,7 @@ impl ItemLocator {
             source: self.at.source,
             page: self.at.page,
             item: Some(self.index),
-            product_id: product_id.map(str::to_owned),
+            product_id: product_id.map(|id| id.to_string()),
             field: field.map(str::to_owned),
             message,
         })
@@ -374,8 +377,14 @@ struct Envelope<'a> {
     total: Option<Value>,
 }
 
-fn parse_envelope(at: Locator, page: &[u8]) -> Result<Vec<&RawValue>, TransformError> {
-    let envelope: Envelope<'_> = serde_json::from_slice(page).map_err(|e| {
+/// The page as text; JSON is UTF-8.
+fn utf8(at: Locator, page: Vec<u8>) -> Result<String, TransformError> {
+    String::from_utf8(page)
+        .map_err(|e| at.malformed(format!("not valid JSON: not UTF-8 text ({e})")))
+}
+
+fn parse_envelope(at: Locator, page: &str) -> Result<Vec<&RawValue>, TransformError> {
+    let envelope: Envelope<'_> = serde_json::from_str(page).map_err(|e| {
         if e.classify() == serde_json::error::Category::Data {
             at.malformed(format!("expected an object with an `items` array: {e}"))
         } else {
@@ -406,10 +415,16 @@ struct PriceListItemId {
 #[derive(Deserialize)]
 struct StockItem {
     product_id: Option<Value>,
-    product: Option<Value>,
+    product: Option<ProductRef>,
     /// `None` when the field is absent, `Some(Value::Null)` when it is null.
     #[serde(default, deserialize_with = "present")]
     product_balance: Option<Value>,
+}
+
+/// The nested `product` of older stock responses; only its id matters.
+#[derive(Deserialize)]
+struct ProductRef {
+    id: Option<Value>,
 }
 
 fn present<'de, D: de::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
@@ -417,14 +432,14 @@ fn present<'de, D: de::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Erro
 }
 
 impl StockItem {
-    fn product_id(&self, item: &ItemLocator) -> Result<String, TransformError> {
+    fn product_id(&self, item: &ItemLocator) -> Result<u64, TransformError> {
         let flat = match &self.product_id {
             Some(Value::Null) | None => None,
             Some(v) => {
                 Some(canonical_id(v).map_err(|m| item.invalid(None, Some("product_id"), m))?)
             }
         };
-        let nested = match self.product.as_ref().and_then(|p| p.get("id")) {
+        let nested = match self.product.as_ref().and_then(|p| p.id.as_ref()) {
             Some(Value::Null) | None => None,
             Some(v) => {
                 Some(canonical_id(v).map_err(|m| item.invalid(None, Some("product.id"), m))?)
@@ -432,7 +447,7 @@ impl StockItem {
         };
         match (flat, nested) {
             (Some(a), Some(b)) if a != b => Err(item.invalid(
-                Some(&a),
+                Some(a),
                 Some("product.id"),
                 format!("product_id {a} and product.id {b} disagree"),
             )),
@@ -454,13 +469,12 @@ fn snippet(json: &str) -> &str {
     }
 }
 
-/// A product id as canonical decimal text: a non-negative whole number, or a
-/// string of digits.
-fn canonical_id(value: &Value) -> Result<String, String> {
+/// A product id: a non-negative whole number, or a string of digits (its
+/// canonical text is the number's decimal form).
+fn canonical_id(value: &Value) -> Result<u64, String> {
     match value {
         Value::Number(n) => n
             .as_u64()
-            .map(|n| n.to_string())
             .ok_or_else(|| format!("{n} is not a whole non-negative number")),
         Value::String(s) => {
             let digits = s.trim();
@@ -469,7 +483,6 @@ fn canonical_id(value: &Value) -> Result<String, String> {
             }
             digits
                 .parse::<u64>()
-                .map(|n| n.to_string())
                 .map_err(|_| format!("{s:?} is too large for a product id"))
         }
         other => Err(format!("{other} is not a number or a numeric string")),
@@ -498,17 +511,17 @@ fn parse_balance(value: &Value) -> Result<i64, String> {
 }
 
 /// The item without `product_id`, compact, every other member as it came.
-fn item_data(item: &[u8]) -> String {
-    let mut out = Vec::with_capacity(item.len());
-    let mut de = serde_json::Deserializer::from_slice(item);
+fn item_data(item: &str) -> String {
+    let mut out = String::with_capacity(item.len());
+    let mut de = serde_json::Deserializer::from_str(item);
     // The item was already parsed once when its page was pushed: it is valid.
     de::Deserializer::deserialize_map(&mut de, DataWriter { out: &mut out })
         .expect("price-list item was validated when its page was pushed");
-    String::from_utf8(out).expect("JSON text is UTF-8")
+    out
 }
 
 struct DataWriter<'o> {
-    out: &'o mut Vec<u8>,
+    out: &'o mut String,
 }
 
 impl<'de> Visitor<'de> for DataWriter<'_> {
@@ -519,33 +532,74 @@ impl<'de> Visitor<'de> for DataWriter<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        self.out.push(b'{');
+        self.out.push('{');
         let mut first = true;
-        while let Some(key) = map.next_key::<String>()? {
+        // Keys are borrowed from the page unless they hold escapes: one
+        // allocation less per field, which the guest's allocator feels.
+        while let Some(key) = map.next_key::<Key<'de>>()? {
             let value: &'de RawValue = map.next_value()?;
-            if key == "product_id" {
+            if key.0 == "product_id" {
                 continue;
             }
             if !first {
-                self.out.push(b',');
+                self.out.push(',');
             }
             first = false;
-            serde_json::to_writer(&mut *self.out, &key).map_err(de::Error::custom)?;
-            self.out.push(b':');
-            push_compact(self.out, value.get().as_bytes());
+            push_json_string(self.out, &key.0);
+            self.out.push(':');
+            push_compact(self.out, value.get());
         }
-        self.out.push(b'}');
+        self.out.push('}');
         Ok(())
     }
 }
 
+/// A map key, borrowed from the input when it can be.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_owned())))
+            }
+        }
+
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Writes `s` as a JSON string literal.
+fn push_json_string(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(s).expect("a string always serializes"));
+    }
+}
+
 /// Copies valid JSON text, leaving out whitespace outside strings.
-fn push_compact(out: &mut Vec<u8>, json: &[u8]) {
+fn push_compact(out: &mut String, json: &str) {
+    let bytes = json.as_bytes();
     let mut in_string = false;
     let mut escaped = false;
-    for &b in json {
+    let mut run_start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
         if in_string {
-            out.push(b);
             if escaped {
                 escaped = false;
             } else if b == b'\\' {
@@ -553,9 +607,13 @@ fn push_compact(out: &mut Vec<u8>, json: &[u8]) {
             } else if b == b'"' {
                 in_string = false;
             }
-        } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
-            in_string = b == b'"';
-            out.push(b);
+        } else if matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+            // Whitespace is ASCII: slicing around it keeps UTF-8 intact.
+            out.push_str(&json[run_start..i]);
+            run_start = i + 1;
+        } else if b == b'"' {
+            in_string = true;
         }
     }
+    out.push_str(&json[run_start..]);
 }

@@ -397,3 +397,27 @@ fn an_empty_catalog_gives_no_rows() {
     assert!(rows.is_empty());
     assert_eq!((summary.rows, summary.dropped_stock_items), (0, 1));
 }
+
+#[test]
+fn keys_with_escapes_are_written_back_escaped() {
+    let (rows, _) = run(
+        &[],
+        &[r#"{"items":[{"product_id":1,"a\"b":1,"caf\u00e9":2,"tab\there":3}]}"#],
+    )
+    .unwrap();
+    assert_eq!(rows[0].data, r#"{"a\"b":1,"café":2,"tab\there":3}"#);
+    let parsed: serde_json::Value = serde_json::from_str(&rows[0].data).unwrap();
+    assert_eq!(parsed["a\"b"], 1);
+}
+
+#[test]
+fn a_page_that_is_not_utf8_is_malformed() {
+    let mut t = Transform::new();
+    let err = t
+        .push(
+            Source::PriceList,
+            b"{\"items\":[{\"product_id\":1,\"n\":\"\xff\"}]}".to_vec(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, TransformError::MalformedBody(_)), "{err:?}");
+}
