@@ -46,6 +46,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const ERROR_BODY_READ_BYTES: usize = 4096;
 /// How much of an error body is quoted in a message.
 const ERROR_SNIPPET_CHARS: usize = 200;
+/// The largest `Content-Length` a body buffer is sized for up front: a
+/// mistaken or hostile header must not reserve unbounded memory (a larger
+/// body still arrives, into a growing buffer).
+const MAX_PRESIZED_BODY: u64 = 1 << 30;
 
 /// Installs rustls' `ring` provider as the process's TLS crypto provider:
 /// one TLS stack for Bitcram, Secret Manager and the database. Idempotent;
@@ -326,7 +330,15 @@ impl BitcramClient {
         let span = tracing::info_span!("bitcram_call", endpoint = call.endpoint.name());
         async {
             let (body, stats) = self.get(call).await?;
-            let items = check_envelope(&body).map_err(|reason| anyhow!("{call}: {reason}"))?;
+            // Checking a large body is CPU work: off the async threads, so
+            // that the price list and the stock are checked in parallel.
+            let (body, checked) = tokio::task::spawn_blocking(move || {
+                let checked = check_envelope(&body);
+                (body, checked)
+            })
+            .await
+            .map_err(|e| anyhow!("{call}: checking the body failed: {e}"))?;
+            let items = checked.map_err(|reason| anyhow!("{call}: {reason}"))?;
             Ok(FetchedList { body, items, stats })
         }
         .instrument(span)
@@ -400,9 +412,7 @@ impl BitcramClient {
             .map_err(|e| transport_error(&e))?;
         let status = response.status();
         if status.is_success() {
-            // A body shorter than its Content-Length fails here.
-            let body = response.bytes().await.map_err(|e| transport_error(&e))?;
-            return Ok((status, Vec::from(body)));
+            return Ok((status, read_body(response).await?));
         }
         if status.is_redirection() {
             return Err(AttemptError::Permanent(redirect_refusal(
@@ -482,6 +492,29 @@ enum AttemptError {
 
 /// Sorts a transport failure: timeouts, connection failures and bodies cut
 /// short are worth another attempt; a request that cannot be built is not.
+/// Reads a body chunk by chunk into one buffer sized from its
+/// `Content-Length` (up to [`MAX_PRESIZED_BODY`]), rather than gathering
+/// the chunks and copying them once more. A body shorter than its
+/// `Content-Length` is an error worth another attempt.
+async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, AttemptError> {
+    let expected = response.content_length();
+    let capacity = expected.map_or(0, |len| len.min(MAX_PRESIZED_BODY) as usize);
+    let mut body = Vec::with_capacity(capacity);
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e))? {
+        body.extend_from_slice(&chunk);
+    }
+    match expected {
+        Some(len) if len != body.len() as u64 => Err(AttemptError::Transient {
+            reason: format!(
+                "the response body was cut short: {} of {len} bytes",
+                body.len()
+            ),
+            retry_after: None,
+        }),
+        _ => Ok(body),
+    }
+}
+
 fn transport_error(error: &reqwest::Error) -> AttemptError {
     let what = if error.is_timeout() {
         "timed out"
