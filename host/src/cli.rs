@@ -304,6 +304,38 @@ pub struct PluginOptions {
     pub no_plugin_cache: bool,
 }
 
+/// Settings read from the environment that have no flag (see
+/// [`SYNC_AFTER_HELP`]), besides `RUST_LOG`.
+pub const ENV_ONLY_SETTINGS: &[&str] = &[
+    "BITCRAM_TOKEN",
+    "PASSWORD_DB",
+    "SECRET_MANAGER_ENDPOINT",
+    "LOG_FORMAT",
+    "CLOUD_RUN_JOB",
+    "CLOUD_RUN_EXECUTION",
+];
+
+/// Every environment variable the job reads as a setting: those of every
+/// flag of every command, and [`ENV_ONLY_SETTINGS`]. Tests and benchmarks
+/// clear them so that nothing leaks in from the caller's shell.
+pub fn environment_settings() -> Vec<String> {
+    fn walk(command: &clap::Command, out: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            if let Some(name) = arg.get_env().and_then(|n| n.to_str()) {
+                out.push(name.to_owned());
+            }
+        }
+        for sub in command.get_subcommands() {
+            walk(sub, out);
+        }
+    }
+    let mut out: Vec<String> = ENV_ONLY_SETTINGS.iter().map(|s| (*s).to_owned()).collect();
+    walk(&<Cli as clap::CommandFactory>::command(), &mut out);
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Parses `30`, `30s`, `1500ms`, `2m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -340,6 +372,24 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn environment_settings_cover_flags_and_env_only_variables() {
+        let names = environment_settings();
+        for name in [
+            "URL_BITCRAM",
+            "DATABASE_URL",
+            "PLUGIN_TIMEOUT",
+            "TRANSFORM_PLUGIN",
+            "BITCRAM_TOKEN",
+            "PASSWORD_DB",
+        ] {
+            assert!(
+                names.iter().any(|n| n == name),
+                "{name} missing from {names:?}"
+            );
+        }
     }
 
     #[test]

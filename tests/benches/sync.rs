@@ -38,38 +38,6 @@ const TARGET_REPLACE_RATIO: f64 = 1.3;
 const TARGET_NO_CHANGE_RATIO: f64 = 0.2;
 const TARGET_PEAK_RSS_BYTES: u64 = 160_000_000;
 
-/// The settings the binary reads from the environment: none may leak in
-/// from the caller's shell.
-const SETTINGS: &[&str] = &[
-    "URL_BITCRAM",
-    "CHECKOUT",
-    "PROJECT_ID",
-    "SECRET_ID",
-    "SECRET_VERSION",
-    "BITCRAM_TOKEN",
-    "DATABASE_URL",
-    "INSTANCE_DB",
-    "USER_DB",
-    "PASSWORD_DB",
-    "NAME_DB",
-    "TARGET_TABLE",
-    "POST_LOAD_SQL",
-    "SYNC_MODE",
-    "MAX_DELETE_PERCENT",
-    "ALLOW_SHRINK",
-    "DRY_RUN",
-    "REPORT_FILE",
-    "TRANSFORM_PLUGIN",
-    "TRANSFORM_PLUGIN_SHA256",
-    "PLUGIN_TIMEOUT",
-    "PLUGIN_MEMORY_MB",
-    "PLUGIN_CACHE_DIR",
-    "PLUGIN_NO_CACHE",
-    "LOG_FORMAT",
-    "CLOUD_RUN_JOB",
-    "CLOUD_RUN_EXECUTION",
-];
-
 fn main() -> anyhow::Result<()> {
     common::run_launcher_if_asked();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -357,7 +325,7 @@ trait ClearSettings {
 
 impl ClearSettings for Command {
     fn env_clear_settings(&mut self) -> &mut Self {
-        for var in SETTINGS {
+        for var in bitcram_sync::cli::environment_settings() {
             self.env_remove(var);
         }
         // sqlx warns of every statement over 1 s: the procedure always is.

@@ -154,54 +154,17 @@ pub fn write_snapshot(dir: &Path, stock: &[&str], price_list: &[&str]) {
     bitcram_sync::snapshot::write(dir, &info, bodies).unwrap();
 }
 
-/// Every environment variable the job reads.
-pub const SETTINGS: &[&str] = &[
-    "URL_BITCRAM",
-    "CHECKOUT",
-    "PROJECT_ID",
-    "SECRET_ID",
-    "SECRET_VERSION",
-    "BITCRAM_TOKEN",
-    "SECRET_MANAGER_ENDPOINT",
-    "BITCRAM_ALLOW_INSECURE_HTTP",
-    "DATABASE_URL",
-    "INSTANCE_DB",
-    "USER_DB",
-    "PASSWORD_DB",
-    "NAME_DB",
-    "CLOUD_SQL_SOCKET_DIR",
-    "TARGET_TABLE",
-    "POST_LOAD_SQL",
-    "SYNC_MODE",
-    "MAX_DELETE_PERCENT",
-    "ALLOW_SHRINK",
-    "DRY_RUN",
-    "REPORT_FILE",
-    "TRANSFORM_PLUGIN",
-    "TRANSFORM_PLUGIN_SHA256",
-    "PLUGIN_TIMEOUT",
-    "PLUGIN_MEMORY_MB",
-    "PLUGIN_CACHE_DIR",
-    "PLUGIN_NO_CACHE",
-    "LOG_FORMAT",
-    "CLOUD_RUN_JOB",
-    "CLOUD_RUN_EXECUTION",
-];
-
-/// The real binary, with logs kept quiet and no cache outside the test's reach.
+/// The real binary, with logs kept quiet, no cache outside the test's reach,
+/// a working directory without a stray `.env`, and none of the job's
+/// settings inherited from the developer's shell.
 pub fn bin() -> Command {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bitcram-sync"));
-    cmd.env("RUST_LOG", "warn").env(
-        "PLUGIN_CACHE_DIR",
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"),
-    );
-    for var in [
-        "TRANSFORM_PLUGIN",
-        "TRANSFORM_PLUGIN_SHA256",
-        "PLUGIN_TIMEOUT",
-        "PLUGIN_MEMORY_MB",
-    ] {
+    for var in bitcram_sync::cli::environment_settings() {
         cmd.env_remove(var);
     }
+    cmd.current_dir(tmp)
+        .env("RUST_LOG", "warn")
+        .env("PLUGIN_CACHE_DIR", tmp.join("plugin-cache"));
     cmd
 }
