@@ -231,3 +231,93 @@ fn help_documents_the_exit_codes_and_every_subcommand() {
         assert!(help.contains(needle), "sync --help lacks {needle:?}");
     }
 }
+
+#[tokio::test]
+async fn the_sqlite_sink_takes_both_modes_like_mysql() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("local.db").display());
+    let init = support::bin()
+        .args(["db", "init", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let sync = |snapshot: &std::path::Path, mode: &str, report: &std::path::Path| {
+        let out = support::bin()
+            .args(["sync", "--from"])
+            .arg(snapshot)
+            .args([
+                "--database-url",
+                &url,
+                "--mode",
+                mode,
+                "--max-delete-percent",
+                "50",
+                "--report",
+            ])
+            .arg(report)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
+        let r = &report["rows"];
+        (
+            r["inserted"].clone(),
+            r["updated"].clone(),
+            r["deleted"].clone(),
+            r["unchanged"].clone(),
+            report["rows"]["post_load_statements"].clone(),
+        )
+    };
+    let first = dir.path().join("first");
+    support::write_snapshot(
+        &first,
+        &[r#"{"items":[{"product_id":1,"product_balance":2}]}"#],
+        &[r#"{"items":[{"product_id":1},{"product_id":2},{"product_id":3}]}"#],
+    );
+    let report = dir.path().join("r.json");
+    assert_eq!(
+        sync(&first, "replace", &report),
+        (3.into(), 0.into(), 0.into(), 0.into(), 0.into()),
+        "no post-load statement on SQLite unless given"
+    );
+
+    let second = dir.path().join("second");
+    support::write_snapshot(
+        &second,
+        &[r#"{"items":[{"product_id":1,"product_balance":5}]}"#],
+        &[r#"{"items":[{"product_id":1},{"product_id":2},{"product_id":4}]}"#],
+    );
+    assert_eq!(
+        sync(&second, "diff", &report),
+        (1.into(), 1.into(), 1.into(), 1.into(), 0.into())
+    );
+    assert_eq!(
+        sync(&second, "diff", &report),
+        (0.into(), 0.into(), 0.into(), 3.into(), 0.into())
+    );
+
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT id, stock FROM raw_item_data ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    assert_eq!(
+        rows,
+        vec![
+            ("1".to_owned(), 5),
+            ("2".to_owned(), 0),
+            ("4".to_owned(), 0)
+        ]
+    );
+}

@@ -10,7 +10,8 @@
 //! - `plugin_sandbox`: the time budget, the memory cap, crashes;
 //! - `cli_plugin`: `plugin check` and `plugin run` through the binary, with
 //!   their exit codes;
-//! - `cli_run`: the demo against the sample snapshot, JSON logs, exit codes;
+//! - `cli_run`: the demo against the sample snapshot, the SQLite sink in both
+//!   modes, JSON logs, exit codes;
 //! - `sync_live`: `sync` and `snapshot` against fake Bitcram and Secret
 //!   Manager servers into MariaDB, and where the token may not go;
 //! - `sync_mysql`: `sync --from` and `db init` against a real MariaDB: both
