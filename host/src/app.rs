@@ -81,6 +81,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let target = config::database_target(&database).ok();
                 let dialect = config::print_dialect(target.as_ref());
                 println!("{};", crate::load::create_table_sql(&table, dialect));
+                println!();
+                println!("{};", crate::load::create_state_table_sql(&table, dialect));
                 return Ok(ExitCode::SUCCESS);
             }
             let target = config::database_target(&database)?;
@@ -91,12 +93,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("opening a database connection")?;
             let dialect = crate::load::Dialect::detect(&mut conn).await?;
             let created = create_table(&mut conn, &table, dialect).await?;
+            let state_created = crate::load::create_state_table(&mut conn, &table, dialect).await?;
             drop(conn);
             pool.close().await;
+            let verb = |created: bool| if created { "created" } else { "already exists" };
             println!(
                 "table {table} {} in {}",
-                if created { "created" } else { "already exists" },
+                verb(created),
                 target.description()
+            );
+            println!(
+                "table {} {} (the record of the last run, for diff mode)",
+                crate::load::state_table(&table),
+                verb(state_created)
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -214,6 +223,7 @@ async fn demo(
         table: table.clone(),
         mode: crate::load::SyncMode::Replace,
         post_load: Vec::new(),
+        post_load_when: crate::load::PostLoadWhen::Changes,
         max_delete_percent: 10.0,
         allow_shrink: false,
         dry_run: false,

@@ -213,6 +213,20 @@ pub struct LoadArgs {
     )]
     pub post_load_sql: Option<Vec<String>>,
 
+    /// When the post-load statements run. `changes`: whenever rows were
+    /// written or deleted; a diff run that changed nothing skips them, since
+    /// the run that last changed the table ran them in its own transaction.
+    /// `always`: on every run, for statements that also read tables this job
+    /// does not write. Replace mode rewrites every row, so they always run.
+    #[arg(
+        long,
+        env = "POST_LOAD_WHEN",
+        value_enum,
+        default_value = "changes",
+        value_name = "WHEN"
+    )]
+    pub post_load_when: crate::load::PostLoadWhen,
+
     /// Refuse a load that would delete more than this percentage of the
     /// current rows.
     #[arg(

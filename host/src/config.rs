@@ -162,6 +162,7 @@ pub fn load_settings(
         table: table_name(database)?,
         mode: args.mode,
         post_load,
+        post_load_when: args.post_load_when,
         max_delete_percent: args.max_delete_percent,
         allow_shrink: args.allow_shrink,
         dry_run: args.dry_run,

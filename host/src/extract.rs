@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::bitcram::{BitcramClient, BitcramConfig};
+use crate::load::BodyDigest;
 use crate::plugin::Source;
 use crate::secrets::{SecretRef, Token};
 use crate::snapshot::{BodySource, RunInfo};
@@ -32,6 +33,8 @@ pub type Pages = Box<dyn Iterator<Item = anyhow::Result<(Source, Vec<u8>)>> + Se
 pub struct Extracted {
     pub run_info: RunInfo,
     pub pages: Pages,
+    /// Each body's sha256, in contract order, for the run's input key.
+    pub bodies: Vec<BodyDigest>,
     /// `bitcram` or `snapshot`.
     pub kind: &'static str,
     pub secrets_ms: u64,
@@ -43,6 +46,18 @@ pub async fn extract(input: Input) -> anyhow::Result<Extracted> {
     match input {
         Input::Snapshot(snapshot) => Ok(Extracted {
             run_info: snapshot.run_info(),
+            // The manifest's digests: each body is checked against its own
+            // when it is read.
+            bodies: snapshot
+                .manifest()
+                .bodies
+                .iter()
+                .map(|entry| BodyDigest {
+                    source: entry.source,
+                    page: entry.page,
+                    sha256: entry.sha256.clone(),
+                })
+                .collect(),
             pages: Box::new(crate::sync::snapshot_pages(snapshot)),
             kind: "snapshot",
             secrets_ms: 0,
@@ -50,18 +65,40 @@ pub async fn extract(input: Input) -> anyhow::Result<Extracted> {
         }),
         Input::Live(live) => {
             let (bodies, run_info, secrets_ms, extract_ms) = fetch_live(*live).await?;
+            let (bodies, digests) = tokio::task::spawn_blocking(move || {
+                let digests = digest_bodies(&bodies);
+                (bodies, digests)
+            })
+            .await
+            .expect("hashing the bodies does not panic");
             let pages = bodies
                 .into_iter()
                 .map(|(source, body)| Ok((Source::from(source), body)));
             Ok(Extracted {
                 run_info,
                 pages: Box::new(pages),
+                bodies: digests,
                 kind: "bitcram",
                 secrets_ms,
                 extract_ms,
             })
         }
     }
+}
+
+/// Each body's sha256, numbering the pages of each source from 0.
+fn digest_bodies(bodies: &[(BodySource, Vec<u8>)]) -> Vec<BodyDigest> {
+    use sha2::{Digest as _, Sha256};
+    let mut digests: Vec<BodyDigest> = Vec::with_capacity(bodies.len());
+    for (source, body) in bodies {
+        let page = digests.iter().filter(|d| d.source == *source).count() as u32;
+        digests.push(BodyDigest {
+            source: *source,
+            page,
+            sha256: hex::encode(Sha256::digest(body)),
+        });
+    }
+    digests
 }
 
 /// The bodies in contract order, the run's context, and the time spent on

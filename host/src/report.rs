@@ -20,6 +20,10 @@ pub struct RunReport {
     pub synced_at: String,
     pub source: SourceReport,
     pub rows: LoadReport,
+    /// A diff run whose input (bodies, checkout, plugin) was the last run's,
+    /// against the table as that run left it: nothing was transformed, and
+    /// the source counts are the last run's.
+    pub transform_skipped: bool,
     pub plugin: PluginIdentity,
     pub plugin_peak_memory_bytes: u64,
     pub phases: Phases,
@@ -74,6 +78,8 @@ impl RunReport {
             deleted = r.deleted,
             unchanged = r.unchanged,
             post_load_statements = r.post_load_statements,
+            post_load_skipped = r.post_load_skipped,
+            transform_skipped = self.transform_skipped,
             plugin = %self.plugin.name,
             plugin_version = %self.plugin.version,
             plugin_sha256 = %self.plugin.sha256,

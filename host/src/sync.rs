@@ -7,7 +7,8 @@ use std::time::Instant;
 use anyhow::{Context as _, anyhow};
 use tokio::sync::mpsc;
 
-use crate::load::{DatabaseTarget, LoadReport, LoadSettings, Loader};
+use crate::extract::Extracted;
+use crate::load::{DatabaseTarget, InputRecord, LoadReport, LoadSettings, Loader};
 use crate::plugin::{Plugin, Row, Source, format_synced_at};
 use crate::report::{Phases, RunReport, SourceReport};
 use crate::snapshot::Snapshot;
@@ -53,7 +54,7 @@ pub async fn run_sync(job: SyncJob, plugin: &Plugin, run_id: String) -> anyhow::
             .with_context(|| format!("preparing the load into {}", database.description()))
     };
     let (extracted, loader) = tokio::join!(crate::extract::extract(job.input), open_loader);
-    let (extracted, loader) = match (extracted, loader) {
+    let (mut extracted, loader) = match (extracted, loader) {
         (Ok(extracted), Ok(loader)) => (extracted, loader),
         // The extraction comes first in a run: its failure is the one to report.
         (Err(e), Ok(loader)) => {
@@ -63,8 +64,42 @@ pub async fn run_sync(job: SyncJob, plugin: &Plugin, run_id: String) -> anyhow::
         (Err(e), Err(_)) => return Err(e),
         (Ok(_), Err(e)) => return Err(e),
     };
-    let transform_started = Instant::now();
+    let input_sha256 = crate::load::input_key(
+        &plugin.identity().sha256,
+        extracted.run_info.checkout_id,
+        extracted.run_info.warehouse_id,
+        &extracted.bodies,
+    );
+    let finished = Finished {
+        run_id,
+        mode,
+        dry_run,
+        table,
+        synced_at: format_synced_at(synced_at),
+        started,
+        plugin,
+    };
 
+    // A diff run on the very input of the last run, against the table as
+    // that run left it, would only compute what is already there.
+    if let Some(previous) = loader.unchanged_since_last_run(&input_sha256) {
+        tracing::info!(
+            last_run = %previous.synced_at,
+            "the bodies and the plugin are those of the last run, and the table is as it left it: \
+             nothing to transform"
+        );
+        let counts = TransformCounts {
+            price_list_items: previous.price_list_items,
+            stock_items: previous.stock_items,
+            dropped_stock_items: previous.dropped_stock_items,
+            plugin_peak_memory_bytes: 0,
+            transform_ms: 0,
+        };
+        let load = loader.finish_unchanged().await?;
+        return Ok(finished.report(&extracted, counts, load, true));
+    }
+
+    let transform_started = Instant::now();
     let context = extracted.run_info.run_context(format_synced_at(synced_at));
     let (sender, mut receiver) = mpsc::channel::<Vec<Row>>(WRITER_QUEUE_BATCHES);
     // On a terminal, a long load shows its progress.
@@ -86,13 +121,14 @@ pub async fn run_sync(job: SyncJob, plugin: &Plugin, run_id: String) -> anyhow::
         Ok(loader)
     });
     let mut sink = ChannelSink(sender);
-    let transformed = run_transform(plugin, &context, extracted.pages, &mut sink).await;
+    let pages = std::mem::replace(&mut extracted.pages, Box::new(std::iter::empty()));
+    let transformed = run_transform(plugin, &context, pages, &mut sink).await;
     drop(sink);
     let transform_ms = transform_started.elapsed().as_millis() as u64;
     let written = writer
         .await
         .map_err(|e| anyhow!("the database writer failed: {e}"))?;
-    let (report, loader): (TransformReport, Loader) = match (transformed, written) {
+    let (report, mut loader): (TransformReport, Loader) = match (transformed, written) {
         (Ok(report), Ok(loader)) => (report, loader),
         // The writer's own error explains a closed channel best.
         (_, Err(e)) => return Err(e),
@@ -101,36 +137,81 @@ pub async fn run_sync(job: SyncJob, plugin: &Plugin, run_id: String) -> anyhow::
             return Err(transform_error(e));
         }
     };
-    let load: LoadReport = loader.finish().await?;
-
-    let phases = Phases {
-        secrets_ms: extracted.secrets_ms,
-        extract_ms: extracted.extract_ms,
-        transform_ms,
-        load_ms: load.load_ms,
-        post_load_ms: load.post_load_ms,
-        total_ms: started.elapsed().as_millis() as u64,
-    };
-    Ok(RunReport {
-        run_id,
-        mode,
-        dry_run,
-        table,
-        synced_at: format_synced_at(synced_at),
-        source: SourceReport {
-            kind: extracted.kind,
-            checkout_number: extracted.run_info.checkout_number.clone(),
-            checkout_id: extracted.run_info.checkout_id,
-            warehouse_id: extracted.run_info.warehouse_id,
-            price_list_items: report.summary.price_list_items,
-            stock_items: report.summary.stock_items,
-            dropped_stock_items: report.summary.dropped_stock_items,
-        },
-        rows: load,
-        plugin: plugin.identity().clone(),
+    let counts = TransformCounts {
+        price_list_items: report.summary.price_list_items,
+        stock_items: report.summary.stock_items,
+        dropped_stock_items: report.summary.dropped_stock_items,
         plugin_peak_memory_bytes: report.plugin_peak_memory_bytes as u64,
-        phases,
-    })
+        transform_ms,
+    };
+    loader.record_input(InputRecord {
+        input_sha256,
+        price_list_items: counts.price_list_items,
+        stock_items: counts.stock_items,
+        dropped_stock_items: counts.dropped_stock_items,
+    });
+    let load: LoadReport = loader.finish().await?;
+    Ok(finished.report(&extracted, counts, load, false))
+}
+
+/// What the transform reported, or the last run's figures when it was skipped.
+struct TransformCounts {
+    price_list_items: u64,
+    stock_items: u64,
+    dropped_stock_items: u64,
+    plugin_peak_memory_bytes: u64,
+    transform_ms: u64,
+}
+
+/// What a run knows before its end, for its report.
+struct Finished<'a> {
+    run_id: String,
+    mode: crate::load::SyncMode,
+    dry_run: bool,
+    table: String,
+    synced_at: String,
+    started: Instant,
+    plugin: &'a Plugin,
+}
+
+impl Finished<'_> {
+    fn report(
+        self,
+        extracted: &Extracted,
+        counts: TransformCounts,
+        load: LoadReport,
+        transform_skipped: bool,
+    ) -> RunReport {
+        let phases = Phases {
+            secrets_ms: extracted.secrets_ms,
+            extract_ms: extracted.extract_ms,
+            transform_ms: counts.transform_ms,
+            load_ms: load.load_ms,
+            post_load_ms: load.post_load_ms,
+            total_ms: self.started.elapsed().as_millis() as u64,
+        };
+        RunReport {
+            run_id: self.run_id,
+            mode: self.mode,
+            dry_run: self.dry_run,
+            table: self.table,
+            synced_at: self.synced_at,
+            source: SourceReport {
+                kind: extracted.kind,
+                checkout_number: extracted.run_info.checkout_number.clone(),
+                checkout_id: extracted.run_info.checkout_id,
+                warehouse_id: extracted.run_info.warehouse_id,
+                price_list_items: counts.price_list_items,
+                stock_items: counts.stock_items,
+                dropped_stock_items: counts.dropped_stock_items,
+            },
+            rows: load,
+            transform_skipped,
+            plugin: self.plugin.identity().clone(),
+            plugin_peak_memory_bytes: counts.plugin_peak_memory_bytes,
+            phases,
+        }
+    }
 }
 
 /// Keeps a transform failure's own type (so a refused plugin keeps its exit

@@ -1,7 +1,9 @@
 //! Benchmark (issue 4): `bitcram-sync sync` end to end on 100,000 products
 //! against the local MariaDB, with a post-load procedure copying the table
 //! into a mirror: replace mode on a full table, a diff after 3% of the
-//! prices changed, and a diff with no change. The ceiling it is compared to
+//! prices changed, and a diff with no change (which takes the no-change
+//! shortcut; then once more without the state table, where the transform
+//! runs and only the procedure is skipped). The ceiling it is compared to
 //! is `LOAD DATA LOCAL INFILE` of the same rows into an empty table plus the
 //! procedure on the full table.
 //!
@@ -133,7 +135,24 @@ async fn bench(admin: &MySqlPool) -> anyhow::Result<()> {
     for _ in 0..RUNS {
         let run = sync(work.path(), &base, "diff")?;
         check_rows(&run, 0, 0)?;
+        if run.report["transform_skipped"] != true {
+            bail!("a diff run on the last run's input did not skip the transform");
+        }
         diff_unchanged.push(run);
+    }
+    // The same without the state table: the transform runs, writes nothing.
+    sqlx::query("DROP TABLE bitcram_sync_state")
+        .execute(&pool)
+        .await
+        .context("dropping the state table")?;
+    let mut diff_unchanged_full = Vec::new();
+    for _ in 0..RUNS {
+        let run = sync(work.path(), &base, "diff")?;
+        check_rows(&run, 0, 0)?;
+        if run.report["transform_skipped"] != false {
+            bail!("a diff run without the state table skipped the transform");
+        }
+        diff_unchanged_full.push(run);
     }
 
     let (load_data, procedure) = ceiling(&pool, &tsv, rows).await?;
@@ -143,6 +162,7 @@ async fn bench(admin: &MySqlPool) -> anyhow::Result<()> {
     let replace_wall = print_case("replace, full table", &replace);
     let changed_wall = print_case("diff, 3% repriced", &diff_changed);
     let unchanged_wall = print_case("diff, no change", &diff_unchanged);
+    let unchanged_full_wall = print_case("diff, no change, no state", &diff_unchanged_full);
     let ceiling = load_data + procedure;
     println!(
         "ceiling: LOAD DATA LOCAL INFILE into an empty table {} + CALL update_mirror() {} = {}",
@@ -164,26 +184,15 @@ async fn bench(admin: &MySqlPool) -> anyhow::Result<()> {
         "ratio diff no change/replace:   {no_change_ratio:.3}  target < {TARGET_NO_CHANGE_RATIO}: {}",
         verdict(no_change_ratio < TARGET_NO_CHANGE_RATIO)
     );
-    // What the no-change diff costs besides the procedure, which runs (and
-    // rewrites the whole mirror) whether or not anything changed.
-    let without_post_load: Vec<Duration> = diff_unchanged
-        .iter()
-        .map(|r| {
-            r.measured
-                .wall
-                .saturating_sub(Duration::from_millis(r.phase("post_load_ms")))
-        })
-        .collect();
-    let without_post_load = median(&without_post_load);
     println!(
-        "diff no change minus its post-load phase: {} ({:.3} of replace)",
-        ms(without_post_load),
-        without_post_load.as_secs_f64() / replace_wall.as_secs_f64()
+        "ratio diff no change, no state table/replace: {:.3} (transform runs; procedure skipped)",
+        unchanged_full_wall.as_secs_f64() / replace_wall.as_secs_f64()
     );
     for (name, runs) in [
         ("replace", &replace),
         ("diff 3%", &diff_changed),
         ("diff no change", &diff_unchanged),
+        ("no change full", &diff_unchanged_full),
     ] {
         let peak = runs
             .iter()

@@ -215,6 +215,122 @@ async fn diff_writes_only_what_changed_and_nothing_on_a_second_run() {
     db.drop_now().await;
 }
 
+#[tokio::test]
+async fn a_diff_run_on_the_last_runs_input_skips_the_transform_and_the_procedure() {
+    let db = TestDb::new().await;
+    let init = support::bin()
+        .args(["db", "init", "--database-url", &db.url()])
+        .output()
+        .unwrap();
+    assert_success(&init);
+    assert!(
+        String::from_utf8_lossy(&init.stdout).contains("table bitcram_sync_state created"),
+        "{}",
+        String::from_utf8_lossy(&init.stdout)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ids: Vec<u64> = (1..=20).collect();
+    let balances: Vec<(u64, f64)> = ids.iter().map(|&id| (id, 2.0)).collect();
+    snapshot(dir.path(), &ids, &balances);
+    let report_file = dir.path().join("report.json");
+    let run_mode = |snapshot: &Path, mode: &str, extra: &[&str]| {
+        let _ = std::fs::remove_file(&report_file);
+        let mut args = vec!["--mode", mode, "--report", report_file.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        assert_success(&sync(&db, snapshot, &args));
+        report(&report_file)
+    };
+    let run = |snapshot: &Path, extra: &[&str]| run_mode(snapshot, "diff", extra);
+    let summary = |r: &serde_json::Value| {
+        serde_json::json!({
+            "skipped": r["transform_skipped"],
+            "written": [r["rows"]["inserted"], r["rows"]["updated"], r["rows"]["deleted"]],
+            "unchanged": r["rows"]["unchanged"],
+            "post_load": r["rows"]["post_load_statements"],
+            "price_list_items": r["source"]["price_list_items"],
+        })
+    };
+
+    let first = run(dir.path(), &[]);
+    assert_eq!(
+        summary(&first),
+        serde_json::json!({"skipped": false, "written": [20, 0, 0], "unchanged": 0, "post_load": 1, "price_list_items": 20})
+    );
+    let stamps = db.updated_at().await;
+    let rows = db.rows("raw_item_data").await;
+    assert_eq!(db.rows("mirror").await, rows);
+
+    // The same input: no transform, no write, no procedure (the mirror
+    // keeps a row removed behind the job's back).
+    sqlx::query("DELETE FROM mirror WHERE id = '7'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let again = run(dir.path(), &[]);
+    assert_eq!(
+        summary(&again),
+        serde_json::json!({"skipped": true, "written": [0, 0, 0], "unchanged": 20, "post_load": 0, "price_list_items": 20})
+    );
+    assert_eq!(again["rows"]["post_load_skipped"], true);
+    assert_eq!(db.updated_at().await, stamps);
+    assert_eq!(db.rows("mirror").await.len(), 19);
+
+    // `--post-load-when always` runs the procedure even so.
+    let always = run(dir.path(), &["--post-load-when", "always"]);
+    assert_eq!(
+        summary(&always),
+        serde_json::json!({"skipped": true, "written": [0, 0, 0], "unchanged": 20, "post_load": 1, "price_list_items": 20})
+    );
+    assert_eq!(db.rows("mirror").await, rows);
+
+    // A row edited behind the job's back: the next run transforms and
+    // repairs it.
+    sqlx::query("UPDATE raw_item_data SET stock = 5 WHERE id = '4'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let repair = run(dir.path(), &[]);
+    assert_eq!(
+        summary(&repair),
+        serde_json::json!({"skipped": false, "written": [0, 1, 0], "unchanged": 19, "post_load": 1, "price_list_items": 20})
+    );
+    assert_eq!(db.rows("raw_item_data").await, rows);
+
+    // Other bytes with the same rows (a stock row for an unknown product):
+    // the transform runs and writes nothing; then that input is the last
+    // run's and is skipped.
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut balances2 = balances.clone();
+    balances2.push((999, 1.0));
+    snapshot(dir2.path(), &ids, &balances2);
+    let other = run(dir2.path(), &[]);
+    assert_eq!(
+        summary(&other),
+        serde_json::json!({"skipped": false, "written": [0, 0, 0], "unchanged": 20, "post_load": 0, "price_list_items": 20})
+    );
+    assert_eq!(other["source"]["dropped_stock_items"], 1);
+    let other_again = run(dir2.path(), &[]);
+    assert_eq!(other_again["transform_skipped"], true);
+    assert_eq!(other_again["source"]["dropped_stock_items"], 1);
+
+    // Replace mode always transforms.
+    let replace = run_mode(dir2.path(), "replace", &[]);
+    assert_eq!(replace["transform_skipped"], false);
+    assert_eq!(replace["rows"]["inserted"], 20);
+
+    // Without the state table, every diff run transforms.
+    sqlx::query("DROP TABLE bitcram_sync_state")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let r = run(dir2.path(), &[]);
+        assert_eq!(r["transform_skipped"], false, "{r}");
+        assert_eq!(r["rows"]["unchanged"], 20, "{r}");
+    }
+    db.drop_now().await;
+}
+
 /// Loads `ids` with replace mode as the "old" state.
 async fn seeded(ids: &[u64]) -> (TestDb, Vec<(String, String, i64)>) {
     let db = TestDb::new().await;
@@ -377,7 +493,9 @@ async fn a_dry_run_reports_the_changes_and_writes_nothing() {
 
 #[tokio::test]
 async fn a_killed_connection_mid_load_leaves_the_old_rows() {
-    use bitcram_sync::load::{DatabaseTarget, LoadSettings, Loader, SyncMode, TableName};
+    use bitcram_sync::load::{
+        DatabaseTarget, LoadSettings, Loader, PostLoadWhen, SyncMode, TableName,
+    };
     use bitcram_sync::plugin::Row;
 
     let (db, old) = seeded(&[1, 2, 3]).await;
@@ -387,6 +505,7 @@ async fn a_killed_connection_mid_load_leaves_the_old_rows() {
             table: TableName::parse("raw_item_data").unwrap(),
             mode,
             post_load: vec![],
+            post_load_when: PostLoadWhen::Changes,
             max_delete_percent: 100.0,
             allow_shrink: true,
             dry_run: false,
@@ -433,13 +552,16 @@ async fn a_killed_connection_mid_load_leaves_the_old_rows() {
 
 #[tokio::test]
 async fn a_second_run_on_the_same_table_is_refused_while_one_is_loading() {
-    use bitcram_sync::load::{DatabaseTarget, LoadSettings, Loader, SyncMode, TableName};
+    use bitcram_sync::load::{
+        DatabaseTarget, LoadSettings, Loader, PostLoadWhen, SyncMode, TableName,
+    };
 
     let (db, old) = seeded(&[1, 2]).await;
     let settings = LoadSettings {
         table: TableName::parse("raw_item_data").unwrap(),
         mode: SyncMode::Diff,
         post_load: vec![],
+        post_load_when: PostLoadWhen::Changes,
         max_delete_percent: 10.0,
         allow_shrink: false,
         dry_run: false,

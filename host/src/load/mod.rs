@@ -8,6 +8,7 @@
 //! after the last row and before `COMMIT`, and any failure rolls everything
 //! back, including what the post-load statements wrote.
 
+mod state;
 mod table;
 
 use std::collections::HashMap;
@@ -19,6 +20,10 @@ use sha2::{Digest, Sha256};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyPool, AssertSqlSafe, QueryBuilder, Row as _, Transaction};
 
+pub use state::{
+    BodyDigest, RunRecord, STATE_TABLE, TableDigest, create_state_table, create_state_table_sql,
+    input_key, state_table,
+};
 pub use table::{Dialect, TableName, check_table, create_table, create_table_sql};
 
 use crate::plugin::Row;
@@ -43,6 +48,18 @@ pub enum SyncMode {
     Diff,
 }
 
+/// When the post-load statements run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum PostLoadWhen {
+    /// When the run wrote or deleted rows. Replace mode always rewrites
+    /// every row; a diff run that found nothing to change skips them.
+    Changes,
+    /// On every run that commits, even a diff run that changed nothing
+    /// (for statements that also read tables this job does not write).
+    Always,
+}
+
 /// What the load does, checked and resolved.
 #[derive(Debug, Clone)]
 pub struct LoadSettings {
@@ -50,6 +67,8 @@ pub struct LoadSettings {
     pub mode: SyncMode,
     /// Statements run after the rows, inside the transaction.
     pub post_load: Vec<String>,
+    /// When they run.
+    pub post_load_when: PostLoadWhen,
     /// Refuse to delete more than this share of the current rows.
     pub max_delete_percent: f64,
     /// Lift the shrink guard (empty catalog, large drop).
@@ -74,6 +93,9 @@ pub struct LoadReport {
     pub unchanged: u64,
     /// Post-load statements run.
     pub post_load_statements: usize,
+    /// Whether they were skipped because a diff run changed nothing (see
+    /// [`PostLoadWhen::Changes`]).
+    pub post_load_skipped: bool,
     /// Time spent writing rows and deletions.
     pub load_ms: u64,
     /// Time spent in the post-load statements.
@@ -153,6 +175,28 @@ enum Current {
 
 type Fingerprint = [u8; 16];
 
+/// The state record's part of a load, when the state table exists.
+struct Tracking {
+    /// What the last committed run recorded, if any.
+    previous: Option<RunRecord>,
+    /// The digest of the table as the run found it (diff mode and dry runs).
+    before: TableDigest,
+    /// The digest of the rows this run writes.
+    after: TableDigest,
+    /// This run's record, once the sync knows its input (see [`Loader::record_input`]).
+    record: Option<RunRecord>,
+}
+
+/// This run's input, for the state record.
+#[derive(Debug, Clone)]
+pub struct InputRecord {
+    /// The [`input_key`].
+    pub input_sha256: String,
+    pub price_list_items: u64,
+    pub stock_items: u64,
+    pub dropped_stock_items: u64,
+}
+
 /// One open load transaction.
 pub struct Loader {
     pool: AnyPool,
@@ -166,6 +210,7 @@ pub struct Loader {
     pending_bytes: usize,
     chunks_written: u64,
     lock_name: Option<String>,
+    tracking: Option<Tracking>,
     report: LoadReport,
     started: Instant,
 }
@@ -229,6 +274,7 @@ impl Loader {
             pending_bytes: 0,
             chunks_written: 0,
             lock_name,
+            tracking: None,
             report: LoadReport {
                 dry_run: settings.dry_run,
                 ..LoadReport::default()
@@ -250,6 +296,14 @@ impl Loader {
         let dialect = self.dialect;
         let tx = self.tx.as_mut().expect("transaction open");
         check_table(tx, &table, dialect).await?;
+        self.tracking = state::read(tx, &table, dialect)
+            .await?
+            .map(|previous| Tracking {
+                previous,
+                before: TableDigest::default(),
+                after: TableDigest::default(),
+                record: None,
+            });
 
         let fingerprints = self.settings.mode == SyncMode::Diff || self.settings.dry_run;
         self.current = if fingerprints {
@@ -270,7 +324,11 @@ impl Loader {
                 let id: String = row.try_get(0)?;
                 let stock: i64 = row.try_get(1)?;
                 let data: String = row.try_get(2)?;
-                map.insert(id, fingerprint(stock, &data, dialect));
+                let fp = fingerprint(stock, &data, dialect);
+                if let Some(tracking) = &mut self.tracking {
+                    tracking.before.add(&id, &fp);
+                }
+                map.insert(id, fp);
             }
             Current::Fingerprints(map)
         } else {
@@ -308,6 +366,11 @@ impl Loader {
     pub async fn write(&mut self, rows: Vec<Row>) -> anyhow::Result<()> {
         for row in rows {
             self.report.rows_new += 1;
+            let new = matches!(self.current, Current::Fingerprints(_)) || self.tracking.is_some();
+            let new = new.then(|| fingerprint(row.stock, &row.data, self.dialect));
+            if let (Some(tracking), Some(new)) = (&mut self.tracking, &new) {
+                tracking.after.add(&row.id, new);
+            }
             let write = match &mut self.current {
                 Current::Ids(ids) => {
                     ids.remove(&row.id);
@@ -319,7 +382,7 @@ impl Loader {
                         self.report.inserted += 1;
                         true
                     }
-                    Some(old) if old == fingerprint(row.stock, &row.data, self.dialect) => {
+                    Some(old) if Some(old) == new => {
                         self.report.unchanged += 1;
                         false
                     }
@@ -381,6 +444,49 @@ impl Loader {
         Ok(())
     }
 
+    /// The last run's record when this run may skip the transform: diff mode,
+    /// the state table holds a record whose input key is `input_sha256`, and
+    /// the table is exactly as that run left it (same ids, `stock` and `data`).
+    pub fn unchanged_since_last_run(&self, input_sha256: &str) -> Option<&RunRecord> {
+        if self.settings.mode != SyncMode::Diff || self.report.rows_before == 0 {
+            return None;
+        }
+        let tracking = self.tracking.as_ref()?;
+        let previous = tracking.previous.as_ref()?;
+        (previous.input_sha256 == input_sha256 && previous.table_digest == tracking.before.to_hex())
+            .then_some(previous)
+    }
+
+    /// Tells the load this run's input, so that a commit records it in the
+    /// state table (when there is one).
+    pub fn record_input(&mut self, input: InputRecord) {
+        if let Some(tracking) = &mut self.tracking {
+            tracking.record = Some(RunRecord {
+                input_sha256: input.input_sha256,
+                table_digest: String::new(),
+                price_list_items: input.price_list_items,
+                stock_items: input.stock_items,
+                dropped_stock_items: input.dropped_stock_items,
+                synced_at: self.synced_at_text.clone(),
+            });
+        }
+    }
+
+    /// Ends a run whose input and table are those of the last run (see
+    /// [`Loader::unchanged_since_last_run`]): no row is written, and the
+    /// post-load statements run only with [`PostLoadWhen::Always`].
+    pub async fn finish_unchanged(mut self) -> anyhow::Result<LoadReport> {
+        let rows = self.report.rows_before;
+        self.report.rows_new = rows;
+        self.report.unchanged = rows;
+        self.current = Current::Ids(HashMap::new());
+        if let Some(tracking) = &mut self.tracking {
+            tracking.after = tracking.before;
+            tracking.record = tracking.previous.clone();
+        }
+        self.finish().await
+    }
+
     /// Writes what is left, applies the deletions, checks the guards, runs
     /// the post-load statements and commits (or, in a dry run, rolls back).
     /// Any error rolls the whole transaction back.
@@ -437,9 +543,41 @@ impl Loader {
             return Ok(());
         }
 
+        let changed = self.report.inserted + self.report.updated + self.report.deleted > 0;
+        if let Some(tracking) = &mut self.tracking {
+            // A load whose input was not given records an input no run
+            // matches: the next diff run transforms.
+            let mut record = tracking.record.take().unwrap_or_else(|| RunRecord {
+                input_sha256: String::new(),
+                table_digest: String::new(),
+                price_list_items: 0,
+                stock_items: 0,
+                dropped_stock_items: 0,
+                synced_at: self.synced_at_text.clone(),
+            });
+            record.table_digest = tracking.after.to_hex();
+            let same = tracking.previous.as_ref().is_some_and(|previous| {
+                previous.input_sha256 == record.input_sha256
+                    && previous.table_digest == record.table_digest
+            });
+            if !same {
+                let tx = self.tx.as_mut().expect("transaction open");
+                state::write(tx, &table, self.dialect, &record).await?;
+            }
+        }
+
+        let post_load_runs = self.settings.mode == SyncMode::Replace
+            || changed
+            || self.settings.post_load_when == PostLoadWhen::Always;
+        self.report.post_load_skipped = !post_load_runs && !self.settings.post_load.is_empty();
+        let post_load: &[String] = if post_load_runs {
+            &self.settings.post_load
+        } else {
+            &[]
+        };
         let post_load_started = Instant::now();
         let tx = self.tx.as_mut().expect("transaction open");
-        for (k, statement) in self.settings.post_load.iter().enumerate() {
+        for (k, statement) in post_load.iter().enumerate() {
             sqlx::raw_sql(AssertSqlSafe(statement.clone()))
                 .execute(&mut **tx)
                 .await

@@ -151,7 +151,7 @@ pub async fn create_table(
 }
 
 /// The table's columns as (name, declared type), or `None` if it does not exist.
-async fn table_columns(
+pub(super) async fn table_columns(
     conn: &mut AnyConnection,
     table: &TableName,
     dialect: Dialect,
