@@ -56,17 +56,18 @@ pub async fn run_transform<S: RowSink>(
 ) -> Result<TransformReport, TransformFailure> {
     let started = Instant::now();
     let mut session = plugin.start(context).await?;
-    let mut checker = RowChecker::new(plugin.identity().to_string());
+    let mut checking = Checking::new(RowChecker::new(plugin.identity().to_string()));
     for page in pages {
         let (source, bytes) = page?;
         session.push(source, bytes).await?;
         if source == Source::PriceList {
             // Load while the rest of the input is still being transformed.
-            drain(&mut session, &mut checker, sink).await?;
+            drain(&mut session, &mut checking, sink).await?;
         }
     }
     let summary = session.finish().await?;
-    drain(&mut session, &mut checker, sink).await?;
+    drain(&mut session, &mut checking, sink).await?;
+    let checker = checking.checker();
     if checker.rows != summary.rows {
         return Err(TransformFailure::InvalidRow {
             plugin: plugin.identity().to_string(),
@@ -85,26 +86,72 @@ pub async fn run_transform<S: RowSink>(
     })
 }
 
+/// The row checks of one batch run on a blocking thread while the plugin
+/// makes the next batch: on two cores, neither waits for the other.
+struct Checking {
+    /// The checker, when no batch is being checked.
+    idle: Option<RowChecker>,
+    /// The batch being checked, with the checker.
+    busy: Option<tokio::task::JoinHandle<(RowChecker, Vec<Row>, Result<(), TransformFailure>)>>,
+}
+
+impl Checking {
+    fn new(checker: RowChecker) -> Self {
+        Self {
+            idle: Some(checker),
+            busy: None,
+        }
+    }
+
+    fn checker(&self) -> &RowChecker {
+        self.idle.as_ref().expect("no batch is being checked")
+    }
+
+    /// Starts checking `rows`; the previous batch must have been settled.
+    fn start(&mut self, rows: Vec<Row>) {
+        let mut checker = self.idle.take().expect("one batch is checked at a time");
+        self.busy = Some(tokio::task::spawn_blocking(move || {
+            let checked = rows.iter().try_for_each(|row| checker.check(row));
+            (checker, rows, checked)
+        }));
+    }
+
+    /// Waits for the batch being checked, if any, and returns its rows once
+    /// they passed.
+    async fn settle(&mut self) -> Result<Option<Vec<Row>>, TransformFailure> {
+        let Some(handle) = self.busy.take() else {
+            return Ok(None);
+        };
+        let (checker, rows, checked) = handle
+            .await
+            .map_err(|e| TransformFailure::Io(anyhow::anyhow!("checking rows failed: {e}")))?;
+        self.idle = Some(checker);
+        checked.map(|()| Some(rows))
+    }
+}
+
 async fn drain<S: RowSink>(
     session: &mut crate::plugin::TransformSession,
-    checker: &mut RowChecker,
+    checking: &mut Checking,
     sink: &mut S,
 ) -> Result<(), TransformFailure> {
     loop {
-        let rows = session.next_batch(BATCH_ROWS).await?;
+        let next = session.next_batch(BATCH_ROWS).await;
+        // The batch checked meanwhile goes first: its failure, if any, came first.
+        if let Some(rows) = checking.settle().await? {
+            sink.accept(rows).await?;
+        }
+        let rows = next?;
         if rows.is_empty() {
             return Ok(());
         }
         if rows.len() > BATCH_ROWS as usize {
-            return Err(checker.invalid(format!(
+            return Err(checking.checker().invalid(format!(
                 "next-batch returned {} rows when asked for at most {BATCH_ROWS}",
                 rows.len()
             )));
         }
-        for row in &rows {
-            checker.check(row)?;
-        }
-        sink.accept(rows).await?;
+        checking.start(rows);
     }
 }
 
