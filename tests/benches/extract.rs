@@ -140,7 +140,7 @@ fn bench() -> anyhow::Result<()> {
         .split_whitespace()
         .filter_map(|n| n.parse().ok().map(Duration::from_nanos))
         .collect();
-    let [fetch_inside, raw_download, envelope_check] = parts[..] else {
+    let [fetch_inside, discard, keep, envelope_check] = parts[..] else {
         bail!("the client's diagnosis failed: {}", diagnosis.status);
     };
 
@@ -205,11 +205,15 @@ fn bench() -> anyhow::Result<()> {
         ms(fetch_inside)
     );
     println!(
-        "    plain reqwest GET of both, concurrently, no checks: {}",
-        ms(raw_download)
+        "    reqwest GET of both, bytes discarded (as curl):     {}",
+        ms(discard)
     );
     println!(
-        "    envelope parse of both bodies (serde_json, one thread): {}",
+        "    reqwest GET of both into presized buffers, no check: {}",
+        ms(keep)
+    );
+    println!(
+        "    envelope check of the price list (serde_json, after its download): {}",
         ms(envelope_check)
     );
     Ok(())
@@ -223,8 +227,9 @@ fn medians(runs: &[Measured]) -> (Duration, u64) {
 }
 
 /// The client process: what a sync does to extract, nothing more. With
-/// `diagnose`, it then times a plain download of the same bodies and a
-/// parse of their envelopes, and prints the three durations in nanoseconds.
+/// `diagnose`, it then times plain downloads of the same bodies (discarded,
+/// then kept) and the envelope check of the price list, and prints the four
+/// durations in nanoseconds.
 fn client(base_url: &str, diagnose: bool) -> anyhow::Result<()> {
     bitcram_sync::bitcram::install_tls_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -251,21 +256,46 @@ fn client(base_url: &str, diagnose: bool) -> anyhow::Result<()> {
             return Ok(());
         }
         let http = reqwest::Client::builder().no_proxy().build()?;
-        let get = |path: &str| {
+        // Both bodies concurrently, read chunk by chunk as the client does;
+        // `keep` stores them in buffers presized from Content-Length (fresh
+        // memory, as in a sync), otherwise the bytes are only counted (what
+        // curl does with /dev/null).
+        let get = |path: &str, keep: bool| {
             let request = http.get(format!("{base_url}{path}"));
-            async move { request.send().await?.error_for_status()?.bytes().await }
+            async move {
+                let mut response = request.send().await?.error_for_status()?;
+                let capacity = if keep {
+                    response.content_length().unwrap_or(0)
+                } else {
+                    0
+                };
+                let mut body = Vec::with_capacity(capacity as usize);
+                let mut bytes = 0;
+                while let Some(chunk) = response.chunk().await? {
+                    bytes += chunk.len();
+                    if keep {
+                        body.extend_from_slice(&chunk);
+                    }
+                }
+                anyhow::Ok((bytes, body))
+            }
         };
         let started = Instant::now();
-        let (price_list, stock) = tokio::try_join!(get(PRICE_LIST_PATH), get(STOCK_PATH))?;
-        let download = started.elapsed();
+        tokio::try_join!(get(PRICE_LIST_PATH, false), get(STOCK_PATH, false))?;
+        let discard = started.elapsed();
+        let started = Instant::now();
+        let ((_, price_list), (_, stock)) =
+            tokio::try_join!(get(PRICE_LIST_PATH, true), get(STOCK_PATH, true))?;
+        let keep = started.elapsed();
         let started = Instant::now();
         common::count_items(&price_list)?;
-        common::count_items(&stock)?;
         let parse = started.elapsed();
+        common::count_items(&stock)?;
         println!(
-            "{} {} {}",
+            "{} {} {} {}",
             fetch.as_nanos(),
-            download.as_nanos(),
+            discard.as_nanos(),
+            keep.as_nanos(),
             parse.as_nanos()
         );
         Ok(())
