@@ -86,13 +86,17 @@ pub async fn run_transform<S: RowSink>(
     })
 }
 
+/// A batch on the checking thread: the checker comes back with the rows and
+/// the verdict.
+type CheckTask = tokio::task::JoinHandle<(RowChecker, Vec<Row>, Result<(), TransformFailure>)>;
+
 /// The row checks of one batch run on a blocking thread while the plugin
 /// makes the next batch: on two cores, neither waits for the other.
 struct Checking {
     /// The checker, when no batch is being checked.
     idle: Option<RowChecker>,
     /// The batch being checked, with the checker.
-    busy: Option<tokio::task::JoinHandle<(RowChecker, Vec<Row>, Result<(), TransformFailure>)>>,
+    busy: Option<CheckTask>,
 }
 
 impl Checking {
