@@ -7,12 +7,9 @@ use std::time::Duration;
 use bitcram_sync::bitcram::{BitcramClient, BitcramConfig, Extract, parse_base_url};
 use bitcram_sync::secrets::Token;
 
-use crate::support::fake_bitcram::{FakeServer, Reply};
+use crate::support::fake_bitcram::{CHECKOUTS, FakeServer, PRICE_LIST, Reply, STOCK};
 
 const TOKEN: &str = "tok-3f9a";
-const CHECKOUTS: &str = "/api/checkouts/index";
-const PRICE_LIST: &str = "/api/checkouts/index/17/price_list";
-const STOCK: &str = "/api/stock_items/index";
 const CHECKOUT_BODY: &str = r#"{"items":[{"id":17,"checkout_number":3,"is_open":true,"warehouse":{"id":5},"price_list":{"id":248}}]}"#;
 /// Odd spacing, key order and number forms: must come back untouched.
 const PRICE_LIST_BODY: &str = "{\"items\": [\n  {\"product_id\":214101,\"price\":12345.0,\"product_name\":\"Caf\\u00e9\"},\n  {\"price\":null,\"product_id\":\"0042\"}\n], \"count\": 2}\n";
@@ -83,27 +80,7 @@ async fn fetches_the_checkout_the_price_list_and_the_stock_as_sent() {
     assert_eq!(extract.price_list_stats.attempts, 1);
     assert_eq!(extract.stock_stats.attempts, 1);
 
-    let requests = server.requests();
-    assert_eq!(requests.len(), 3, "{requests:?}");
-    for request in &requests {
-        assert_eq!(request.method, "GET");
-        assert_eq!(
-            request.authorization.as_deref(),
-            Some(format!("Bearer {TOKEN}").as_str())
-        );
-    }
-    let checkout = &server.requests_to(CHECKOUTS)[0];
-    assert_eq!(
-        checkout.query("where").as_deref(),
-        Some(r#"{"checkouts.checkout_number":"3"}"#)
-    );
-    let stock = &server.requests_to(STOCK)[0];
-    assert_eq!(stock.query("list_light").as_deref(), Some("true"));
-    assert_eq!(
-        stock.query("where").as_deref(),
-        Some(r#"{"warehouse_id":5}"#)
-    );
-    assert_eq!(server.requests_to(PRICE_LIST).len(), 1);
+    server.assert_documented_calls(TOKEN, "3", 5);
 }
 
 #[tokio::test]

@@ -6,13 +6,12 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use crate::support::db::TestDb;
-use crate::support::fake_bitcram::{FakeServer, Reply, secret_access_path, secret_reply};
+use crate::support::fake_bitcram::{
+    CHECKOUTS, FakeServer, PRICE_LIST, Reply, STOCK, secret_access_path, secret_reply,
+};
 use crate::support::{self};
 
 const TOKEN: &str = "tok-live-9c1e77d2";
-const CHECKOUTS: &str = "/api/checkouts/index";
-const PRICE_LIST: &str = "/api/checkouts/index/17/price_list";
-const STOCK: &str = "/api/stock_items/index";
 const CHECKOUT_BODY: &str = r#"{"items":[{"id":17,"checkout_number":3,"is_open":true,"warehouse":{"id":5},"price_list":{"id":248}}]}"#;
 const PRICE_LIST_BODY: &str = r#"{"items":[{"product_id":214101,"price":12345.0,"product_name":"Café"},{"product_id":214102,"price":null,"product_name":"Té"}]}"#;
 const STOCK_BODY: &str = r#"{"items":[{"product_id":214101,"product":{"id":214101},"warehouse_id":5,"product_balance":-2.5},{"product":{"id":9},"warehouse_id":5,"product_balance":1}]}"#;
@@ -88,25 +87,7 @@ async fn a_live_sync_with_the_token_from_secret_manager_lands_every_row() {
     assert_eq!(db.rows("mirror").await.len(), 2);
 
     // Every call carried the trimmed token; the filters were as documented.
-    let requests = server.requests();
-    assert_eq!(requests.len(), 3, "{requests:?}");
-    for request in &requests {
-        assert_eq!(
-            request.authorization.as_deref(),
-            Some(format!("Bearer {TOKEN}").as_str())
-        );
-    }
-    let checkout = &server.requests_to(CHECKOUTS)[0];
-    assert_eq!(
-        checkout.query("where").as_deref(),
-        Some(r#"{"checkouts.checkout_number":"3"}"#)
-    );
-    let stock = &server.requests_to(STOCK)[0];
-    assert_eq!(
-        stock.query("where").as_deref(),
-        Some(r#"{"warehouse_id":5}"#)
-    );
-    assert_eq!(stock.query("list_light").as_deref(), Some("true"));
+    server.assert_documented_calls(TOKEN, "3", 5);
 
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&report_file).unwrap()).unwrap();

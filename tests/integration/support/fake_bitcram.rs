@@ -13,6 +13,13 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
+/// The checkouts endpoint.
+pub const CHECKOUTS: &str = "/api/checkouts/index";
+/// The price list of checkout 17, the checkout the tests' bodies describe.
+pub const PRICE_LIST: &str = "/api/checkouts/index/17/price_list";
+/// The stock endpoint.
+pub const STOCK: &str = "/api/stock_items/index";
+
 /// One scripted reply.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -147,6 +154,37 @@ impl FakeServer {
             .into_iter()
             .filter(|r| r.path == path)
             .collect()
+    }
+
+    /// Asserts that one extraction of checkout `checkout_number` (warehouse
+    /// `warehouse_id`) made exactly the three documented calls, each a GET
+    /// carrying `Bearer <token>`: the checkout found by its number, the
+    /// stock filtered by warehouse in its light form, the price list.
+    #[track_caller]
+    pub fn assert_documented_calls(&self, token: &str, checkout_number: &str, warehouse_id: u64) {
+        let requests = self.requests();
+        assert_eq!(requests.len(), 3, "{requests:?}");
+        for request in &requests {
+            assert_eq!(request.method, "GET");
+            assert_eq!(
+                request.authorization.as_deref(),
+                Some(format!("Bearer {token}").as_str())
+            );
+        }
+        let checkout = &self.requests_to(CHECKOUTS)[0];
+        assert_eq!(
+            checkout.query("where"),
+            Some(format!(
+                r#"{{"checkouts.checkout_number":"{checkout_number}"}}"#
+            ))
+        );
+        let stock = &self.requests_to(STOCK)[0];
+        assert_eq!(stock.query("list_light").as_deref(), Some("true"));
+        assert_eq!(
+            stock.query("where"),
+            Some(format!(r#"{{"warehouse_id":{warehouse_id}}}"#))
+        );
+        assert_eq!(self.requests_to(PRICE_LIST).len(), 1);
     }
 }
 
