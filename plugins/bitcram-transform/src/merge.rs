@@ -545,9 +545,24 @@ impl<'de> Visitor<'de> for DataWriter<'_> {
                 self.out.push(',');
             }
             first = false;
-            push_json_string(self.out, &key.0);
+            match &key.0 {
+                // A key borrowed from the page holds no escapes, and a valid
+                // page holds no raw control characters: it is written as is.
+                std::borrow::Cow::Borrowed(key) => {
+                    self.out.push('"');
+                    self.out.push_str(key);
+                    self.out.push('"');
+                }
+                std::borrow::Cow::Owned(key) => push_json_string(self.out, key),
+            }
             self.out.push(':');
-            push_compact(self.out, value.get());
+            let value = value.get();
+            if value.starts_with(['{', '[']) {
+                push_compact(self.out, value);
+            } else {
+                // A scalar is one token: no whitespace to leave out.
+                self.out.push_str(value);
+            }
         }
         self.out.push('}');
         Ok(())
