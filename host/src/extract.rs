@@ -66,7 +66,11 @@ pub async fn extract(input: Input) -> anyhow::Result<Extracted> {
         Input::Live(live) => {
             let (bodies, run_info, secrets_ms, extract_ms) = fetch_live(*live).await?;
             let (bodies, digests) = tokio::task::spawn_blocking(move || {
-                let digests = digest_bodies(&bodies);
+                let digests = crate::snapshot::digest_bodies(
+                    bodies
+                        .iter()
+                        .map(|(source, body)| (*source, body.as_slice())),
+                );
                 (bodies, digests)
             })
             .await
@@ -84,21 +88,6 @@ pub async fn extract(input: Input) -> anyhow::Result<Extracted> {
             })
         }
     }
-}
-
-/// Each body's sha256, numbering the pages of each source from 0.
-fn digest_bodies(bodies: &[(BodySource, Vec<u8>)]) -> Vec<BodyDigest> {
-    use sha2::{Digest as _, Sha256};
-    let mut digests: Vec<BodyDigest> = Vec::with_capacity(bodies.len());
-    for (source, body) in bodies {
-        let page = digests.iter().filter(|d| d.source == *source).count() as u32;
-        digests.push(BodyDigest {
-            source: *source,
-            page,
-            sha256: hex::encode(Sha256::digest(body)),
-        });
-    }
-    digests
 }
 
 /// The bodies in contract order, the run's context, and the time spent on

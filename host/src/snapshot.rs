@@ -20,6 +20,7 @@ use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::load::BodyDigest;
 use crate::plugin::{RunContext, Source};
 
 /// The `format` value of manifests this version reads and writes.
@@ -110,6 +111,24 @@ impl RunInfo {
     }
 }
 
+/// Each body's sha256, numbering the pages of each source from 0 in the
+/// order given: how a snapshot names and lists them, and the run's input key
+/// sees them.
+pub fn digest_bodies<'a>(
+    bodies: impl IntoIterator<Item = (BodySource, &'a [u8])>,
+) -> Vec<BodyDigest> {
+    let mut digests: Vec<BodyDigest> = Vec::new();
+    for (source, body) in bodies {
+        let page = digests.iter().filter(|d| d.source == source).count() as u32;
+        digests.push(BodyDigest {
+            source,
+            page,
+            sha256: hex::encode(Sha256::digest(body)),
+        });
+    }
+    digests
+}
+
 /// Writes a snapshot into `dir` (created if missing; existing files of the
 /// same names are replaced). The manifest is written last, so a directory
 /// without one is an incomplete snapshot.
@@ -120,18 +139,21 @@ pub fn write<'a>(
 ) -> anyhow::Result<Manifest> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating the snapshot directory {}", dir.display()))?;
-    let mut entries: Vec<BodyEntry> = Vec::new();
-    for (source, body) in bodies {
-        let page = entries.iter().filter(|e| e.source == source).count() as u32;
-        let file = format!("{}.{page}.json", source.name());
+    let bodies: Vec<(BodySource, &[u8])> = bodies.into_iter().collect();
+    let mut entries: Vec<BodyEntry> = Vec::with_capacity(bodies.len());
+    for (digest, (_, body)) in digest_bodies(bodies.iter().copied())
+        .into_iter()
+        .zip(&bodies)
+    {
+        let file = format!("{}.{}.json", digest.source.name(), digest.page);
         let path = dir.join(&file);
         std::fs::write(&path, body).with_context(|| format!("writing {}", path.display()))?;
         entries.push(BodyEntry {
-            source,
-            page,
+            source: digest.source,
+            page: digest.page,
             file,
             bytes: body.len() as u64,
-            sha256: hex::encode(Sha256::digest(body)),
+            sha256: digest.sha256,
         });
     }
     entries.sort_by_key(|e| (e.source, e.page));

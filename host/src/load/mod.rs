@@ -183,12 +183,13 @@ struct Tracking {
     before: TableDigest,
     /// The digest of the rows this run writes.
     after: TableDigest,
-    /// This run's record, once the sync knows its input (see [`Loader::record_input`]).
-    record: Option<RunRecord>,
+    /// This run's input, once the sync knows it (see [`Loader::record_input`]).
+    input: Option<InputRecord>,
 }
 
-/// This run's input, for the state record.
-#[derive(Debug, Clone)]
+/// This run's input, for the state record. A load never told its input
+/// records an empty key, which no run matches: the next diff run transforms.
+#[derive(Debug, Clone, Default)]
 pub struct InputRecord {
     /// The [`input_key`].
     pub input_sha256: String,
@@ -302,7 +303,7 @@ impl Loader {
                 previous,
                 before: TableDigest::default(),
                 after: TableDigest::default(),
-                record: None,
+                input: None,
             });
 
         let fingerprints = self.settings.mode == SyncMode::Diff || self.settings.dry_run;
@@ -461,14 +462,7 @@ impl Loader {
     /// state table (when there is one).
     pub fn record_input(&mut self, input: InputRecord) {
         if let Some(tracking) = &mut self.tracking {
-            tracking.record = Some(RunRecord {
-                input_sha256: input.input_sha256,
-                table_digest: String::new(),
-                price_list_items: input.price_list_items,
-                stock_items: input.stock_items,
-                dropped_stock_items: input.dropped_stock_items,
-                synced_at: self.synced_at_text.clone(),
-            });
+            tracking.input = Some(input);
         }
     }
 
@@ -482,7 +476,12 @@ impl Loader {
         self.current = Current::Ids(HashMap::new());
         if let Some(tracking) = &mut self.tracking {
             tracking.after = tracking.before;
-            tracking.record = tracking.previous.clone();
+            tracking.input = tracking.previous.as_ref().map(|previous| InputRecord {
+                input_sha256: previous.input_sha256.clone(),
+                price_list_items: previous.price_list_items,
+                stock_items: previous.stock_items,
+                dropped_stock_items: previous.dropped_stock_items,
+            });
         }
         self.finish().await
     }
@@ -545,17 +544,15 @@ impl Loader {
 
         let changed = self.report.inserted + self.report.updated + self.report.deleted > 0;
         if let Some(tracking) = &mut self.tracking {
-            // A load whose input was not given records an input no run
-            // matches: the next diff run transforms.
-            let mut record = tracking.record.take().unwrap_or_else(|| RunRecord {
-                input_sha256: String::new(),
-                table_digest: String::new(),
-                price_list_items: 0,
-                stock_items: 0,
-                dropped_stock_items: 0,
+            let input = tracking.input.take().unwrap_or_default();
+            let record = RunRecord {
+                input_sha256: input.input_sha256,
+                table_digest: tracking.after.to_hex(),
+                price_list_items: input.price_list_items,
+                stock_items: input.stock_items,
+                dropped_stock_items: input.dropped_stock_items,
                 synced_at: self.synced_at_text.clone(),
-            });
-            record.table_digest = tracking.after.to_hex();
+            };
             let same = tracking.previous.as_ref().is_some_and(|previous| {
                 previous.input_sha256 == record.input_sha256
                     && previous.table_digest == record.table_digest
