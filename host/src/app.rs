@@ -375,7 +375,7 @@ pub async fn transform_snapshot<S: RowSink>(
             .read_body(entry)
             .map(|body| (Source::from(entry.source), body))
     });
-    Ok(run_transform(plugin, &context, pages, sink).await?)
+    Ok(run_transform(plugin, &context, futures_util::stream::iter(pages), sink).await?)
 }
 
 /// Writes rows as JSON lines: `{"id":"...","stock":N,"data":{...}}`.

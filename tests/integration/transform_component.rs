@@ -317,7 +317,7 @@ async fn rows_stream_to_the_sink_in_batches_while_pages_arrive() {
     let report = bitcram_sync::transform::run_transform(
         &plugin,
         &support::context(),
-        pages.into_iter().map(Ok),
+        futures_util::stream::iter(pages.into_iter().map(Ok)),
         &mut sink,
     )
     .await

@@ -389,18 +389,16 @@ pub struct TransformSession {
 }
 
 impl TransformSession {
-    /// Hands one page to the plugin. The page is dropped as soon as the plugin
-    /// has its own copy.
-    pub async fn push(&mut self, source: Source, page: Vec<u8>) -> Result<(), PluginError> {
+    /// Hands one page to the plugin, which takes its own copy.
+    pub async fn push(&mut self, source: Source, page: &[u8]) -> Result<(), PluginError> {
         self.check_usable()?;
         self.store.data_mut().start_call();
         let result = self
             .guest
             .bitcram_transform_transformer()
             .transform()
-            .call_push(&mut self.store, self.resource, source, &page)
+            .call_push(&mut self.store, self.resource, source, page)
             .await;
-        drop(page);
         self.settle(result)
     }
 

@@ -130,7 +130,13 @@ pub async fn transform(
         )
         .map(Ok);
     let mut sink = Collect::default();
-    let report = run_transform(plugin, &context(), pages, &mut sink).await?;
+    let report = run_transform(
+        plugin,
+        &context(),
+        futures_util::stream::iter(pages),
+        &mut sink,
+    )
+    .await?;
     Ok((sink.0, report))
 }
 
