@@ -276,7 +276,7 @@ impl PendingList {
             .await
             .map_err(|e| anyhow!("{call}: checking the body failed: {e}"))?
             .map_err(|reason| anyhow!("{call}: {reason}"))?;
-        tracing::debug!(endpoint = %call, items, "list body checked");
+        tracing::info!(call = %call, items, "Bitcram list checked");
         Ok((self.body, items))
     }
 }
