@@ -184,7 +184,15 @@ fn bench() -> anyhow::Result<()> {
         .split_whitespace()
         .filter_map(|n| n.parse().ok().map(Duration::from_nanos))
         .collect();
-    let [download_inside, fetch_inside, discard, keep, envelope_check] = parts[..] else {
+    let [
+        client_new,
+        download_inside,
+        fetch_inside,
+        discard,
+        keep,
+        envelope_check,
+    ] = parts[..]
+    else {
         bail!("the client's diagnosis failed: {}", diagnosis.status);
     };
 
@@ -264,6 +272,10 @@ fn bench() -> anyhow::Result<()> {
     );
     println!("inside one more client process (not measured above):");
     println!(
+        "    BitcramClient::new (HTTP client, system trust store): {}",
+        ms(client_new)
+    );
+    println!(
         "    BitcramClient::download:            {:>9}",
         ms(download_inside)
     );
@@ -299,8 +311,8 @@ fn medians(runs: &[Measured]) -> (Duration, u64) {
 /// both).
 /// `fetch`: what `snapshot` waits for, every body checked. `diagnose`: both
 /// in turn, then plain downloads of the same bodies (discarded, then kept)
-/// and the envelope check of the price list; prints the five durations in
-/// nanoseconds.
+/// and the envelope check of the price list; prints the six durations
+/// (the client's construction first) in nanoseconds.
 fn client(base_url: &str, mode: &str) -> anyhow::Result<()> {
     bitcram_sync::bitcram::install_tls_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -309,10 +321,12 @@ fn client(base_url: &str, mode: &str) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async {
         let url = bitcram_sync::bitcram::parse_base_url(base_url, false)?;
+        let started = Instant::now();
         let client = BitcramClient::new(
             BitcramConfig::new(url),
             Token::new("bench-token".to_owned())?,
         )?;
+        let client_new = started.elapsed();
         let check_count = |items: usize| {
             if items == common::PRODUCTS {
                 Ok(())
@@ -386,7 +400,8 @@ fn client(base_url: &str, mode: &str) -> anyhow::Result<()> {
         let parse = started.elapsed();
         common::count_items(&stock)?;
         println!(
-            "{} {} {} {} {}",
+            "{} {} {} {} {} {}",
+            client_new.as_nanos(),
             download_inside.as_nanos(),
             fetch.as_nanos(),
             discard.as_nanos(),
