@@ -12,7 +12,7 @@ use crate::config;
 use crate::extract::LiveInput;
 use crate::load::create_table;
 use crate::plugin::{
-    CompileCache, Plugin, PluginError, PluginHost, PluginLimits, PluginSource, Row, Source,
+    CompileCache, Plugin, PluginError, PluginHost, PluginLimits, PluginSource, Row,
     format_synced_at,
 };
 use crate::snapshot::Snapshot;
@@ -370,11 +370,7 @@ pub async fn transform_snapshot<S: RowSink>(
     let context = snapshot
         .run_info()
         .run_context(format_synced_at(time::OffsetDateTime::now_utc()));
-    let pages = snapshot.manifest().bodies.iter().map(|entry| {
-        snapshot
-            .read_body(entry)
-            .map(|body| (Source::from(entry.source), body))
-    });
+    let pages = crate::sync::snapshot_pages(snapshot.clone());
     Ok(run_transform(plugin, &context, futures_util::stream::iter(pages), sink).await?)
 }
 

@@ -73,24 +73,22 @@ pub async fn extract(input: Input) -> anyhow::Result<Extracted> {
                 checkout,
                 stock,
                 price_list,
-                ..
             } = download;
+            let checkout = Bytes::from(checkout.body);
             // The input key needs every body's digest; the lists' envelope
             // checks run meanwhile, on other threads.
             let bodies = [
-                (BodySource::Checkout, Bytes::from(checkout.body)),
+                (BodySource::Checkout, checkout.clone()),
                 (BodySource::Stock, stock.unchecked_body().clone()),
                 (BodySource::PriceList, price_list.unchecked_body().clone()),
             ];
-            let (bodies, digests) = tokio::task::spawn_blocking(move || {
-                let digests = crate::snapshot::digest_bodies(
+            let digests = tokio::task::spawn_blocking(move || {
+                crate::snapshot::digest_bodies(
                     bodies.iter().map(|(source, body)| (*source, body.as_ref())),
-                );
-                (bodies, digests)
+                )
             })
             .await
             .expect("hashing the bodies does not panic");
-            let [(_, checkout), _, _] = bodies;
             // A list reaches the plugin only once its check passed (the price
             // list's usually has by the time the plugin has taken the stock).
             let checked = |source: Source, list: PendingList| async move {
@@ -113,7 +111,7 @@ pub async fn extract(input: Input) -> anyhow::Result<Extracted> {
 }
 
 /// Reads the token, finds the checkout and downloads the bodies; returns the
-/// download (the price list's check still running), the run's context, and
+/// download (the lists' checks still running), the run's context, and
 /// the time spent on the token and on the calls.
 async fn download_live(live: LiveInput) -> anyhow::Result<(Download, RunInfo, u64, u64)> {
     let secrets_started = Instant::now();

@@ -3,9 +3,10 @@
 //! the same bytes; and the client's peak memory against the bodies' size.
 //!
 //! The client is measured two ways: as a sync uses it
-//! (`BitcramClient::download`: done when the last byte is in, the price
-//! list's envelope check left running beside the transform), and as
-//! `snapshot` uses it (`BitcramClient::fetch`: done when that check is too).
+//! (`BitcramClient::download`: done when the last byte is in, the lists'
+//! envelope checks left running beside the hashing and the transform), and
+//! as `snapshot` uses it (`BitcramClient::fetch`: done when the checks are
+//! too).
 //!
 //! Run with `cargo bench -p bitcram-sync --bench extract`. Prints figures
 //! and whether each target is met; never fails on a missed target.
@@ -288,7 +289,7 @@ fn bench() -> anyhow::Result<()> {
         ms(discard)
     );
     println!(
-        "    reqwest GET of both into presized buffers, no check: {}",
+        "    reqwest GET of both into presized buffers (4 KiB pages), no check: {}",
         ms(keep)
     );
     println!(
