@@ -23,8 +23,10 @@ macro_rules! exit_codes_help {
     () => {
         "Exit codes:
   0  success
-  1  the run failed (Bitcram, the database, the transform's output); nothing was committed
-  2  configuration or usage error
+  1  the run failed (Bitcram, the database, the transform's output); nothing was committed,
+     unless the error says a post-load statement ended the transaction on its own
+  2  configuration or usage error (including a post-load statement that would end the
+     transaction)
   3  the transform plugin was refused (not a component, wrong contract version,
      imports outside the contract, sha256 mismatch)"
     };
@@ -204,7 +206,9 @@ pub struct LoadArgs {
     /// A statement to run after the rows, in the same transaction
     /// (repeatable; in POST_LOAD_SQL separate them with `;`). Default on MySQL:
     /// `CALL app_import.update_mirror_raw_item_data()`; none on SQLite. An
-    /// empty value runs none.
+    /// empty value runs none. Statements that commit or end the transaction
+    /// (TRUNCATE and other DDL, COMMIT, ROLLBACK, LOCK TABLES, ...), and
+    /// procedures that run them, are refused before anything is written.
     #[arg(
         long = "post-load-sql",
         env = "POST_LOAD_SQL",

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 
 use crate::app::ConfigError;
 use crate::cli::{DatabaseArgs, LoadArgs};
-use crate::load::{DatabaseTarget, Dialect, LoadSettings, SyncMode, TableName};
+use crate::load::{
+    DatabaseTarget, Dialect, Flavor, LoadSettings, SyncMode, TableName, check_post_load_text,
+    refusal_message,
+};
 
 /// The default post-load statement on MySQL, as the original job ran it.
 pub const DEFAULT_POST_LOAD_SQL: &str = "CALL app_import.update_mirror_raw_item_data()";
@@ -158,6 +161,21 @@ pub fn load_settings(
         None if target.is_sqlite() => Vec::new(),
         None => vec![DEFAULT_POST_LOAD_SQL.to_owned()],
     };
+    // What can be refused without the server is refused here, before the run
+    // connects; the procedures they call are checked when the load begins.
+    let flavor = if target.is_sqlite() {
+        Flavor::Sqlite
+    } else {
+        Flavor::MySql
+    };
+    for (k, statement) in post_load.iter().enumerate() {
+        check_post_load_text(statement, flavor).map_err(|refusal| {
+            config_error(format!(
+                "--post-load-sql (POST_LOAD_SQL): {}",
+                refusal_message(k, statement, "", &refusal)
+            ))
+        })?;
+    }
     Ok(LoadSettings {
         table: table_name(database)?,
         mode: args.mode,

@@ -16,6 +16,8 @@
 //!   Manager servers into MariaDB, and where the token may not go;
 //! - `sync_mysql`: `sync --from` and `db init` against a real MariaDB: both
 //!   modes, the all-or-nothing transaction, the guards, the dry run;
+//! - `post_load`: post-load statements that would end the load's
+//!   transaction, refused before any write or caught before `COMMIT`;
 //! - `bitcram_client`: the Bitcram client against a fake Bitcram on
 //!   127.0.0.1: the calls as sent, retries, refused envelopes, redirects;
 //! - `secrets`: the token through the real Secret Manager client against a
@@ -28,6 +30,7 @@ mod cli_plugin;
 mod cli_run;
 mod plugin_gate;
 mod plugin_sandbox;
+mod post_load;
 mod secrets;
 mod sync_live;
 mod sync_mysql;

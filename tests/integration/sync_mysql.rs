@@ -3,73 +3,11 @@
 //! all-or-nothing transaction, the guards, the dry run.
 
 use std::path::Path;
-use std::process::Output;
 
+use crate::support::sync_run::{
+    assert_success, catalog, error_line, report, seeded, snapshot, sync,
+};
 use crate::support::{self, db::TestDb};
-
-/// A price list of `ids` (with a name each) and a stock of `balances`.
-fn catalog(ids: &[u64], balances: &[(u64, f64)]) -> (String, String) {
-    let items: Vec<String> = ids
-        .iter()
-        .map(|id| format!(r#"{{"product_id":{id},"product_name":"Producto {id} – ñandú","price":{id}.5,"img":null}}"#))
-        .collect();
-    let stock: Vec<String> = balances
-        .iter()
-        .map(|(id, b)| format!(r#"{{"product_id":{id},"warehouse_id":5,"product_balance":{b}}}"#))
-        .collect();
-    (
-        format!(r#"{{"items":[{}]}}"#, items.join(",")),
-        format!(r#"{{"items":[{}]}}"#, stock.join(",")),
-    )
-}
-
-fn snapshot(dir: &Path, ids: &[u64], balances: &[(u64, f64)]) {
-    let (price_list, stock) = catalog(ids, balances);
-    support::write_snapshot(dir, &[&stock], &[&price_list]);
-}
-
-/// Runs `sync --from dir` into `db` with the mirror procedure as post-load.
-fn sync(db: &TestDb, dir: &Path, extra: &[&str]) -> Output {
-    support::bin()
-        .args(["sync", "--from"])
-        .arg(dir)
-        .args([
-            "--database-url",
-            &db.url(),
-            "--post-load-sql",
-            "CALL update_mirror()",
-        ])
-        .args(extra)
-        .output()
-        .unwrap()
-}
-
-#[track_caller]
-fn assert_success(out: &Output) {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn error_line(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("error: "))
-        .collect();
-    assert_eq!(
-        errors.len(),
-        1,
-        "exactly one error line expected:\n{stderr}"
-    );
-    errors[0].to_owned()
-}
-
-fn report(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
 
 #[tokio::test]
 async fn replace_loads_every_row_and_column_and_runs_the_procedure() {
@@ -329,17 +267,6 @@ async fn a_diff_run_on_the_last_runs_input_skips_the_transform_and_the_procedure
         assert_eq!(r["rows"]["unchanged"], 20, "{r}");
     }
     db.drop_now().await;
-}
-
-/// Loads `ids` with replace mode as the "old" state.
-async fn seeded(ids: &[u64]) -> (TestDb, Vec<(String, String, i64)>) {
-    let db = TestDb::new().await;
-    let dir = tempfile::tempdir().unwrap();
-    snapshot(dir.path(), ids, &[]);
-    assert_success(&sync(&db, dir.path(), &[]));
-    let rows = db.rows("raw_item_data").await;
-    assert_eq!(rows.len(), ids.len());
-    (db, rows)
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@
 //! after the last row and before `COMMIT`, and any failure rolls everything
 //! back, including what the post-load statements wrote.
 
+mod post_load;
 mod state;
 mod table;
 
@@ -20,6 +21,9 @@ use sha2::{Digest, Sha256};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyPool, AssertSqlSafe, QueryBuilder, Row as _, Transaction};
 
+pub use post_load::{
+    Flavor, Refusal, check_text as check_post_load_text, refusal_message, split_statements,
+};
 pub use state::{
     BodyDigest, RunRecord, STATE_TABLE, TableDigest, create_state_table, create_state_table_sql,
     input_key, state_table,
@@ -27,6 +31,7 @@ pub use state::{
 pub use table::{Dialect, TableName, check_table, create_table, create_table_sql};
 
 use crate::plugin::Row;
+use post_load::TransactionMark;
 
 /// Rows per multi-row statement: 4 placeholders a row stays far under MySQL's
 /// 65,535 and SQLite's 32,766.
@@ -211,6 +216,8 @@ pub struct Loader {
     pending_bytes: usize,
     chunks_written: u64,
     lock_name: Option<String>,
+    /// Marks the transaction, to tell whether a post-load statement ended it.
+    mark: Option<TransactionMark>,
     tracking: Option<Tracking>,
     report: LoadReport,
     started: Instant,
@@ -275,6 +282,7 @@ impl Loader {
             pending_bytes: 0,
             chunks_written: 0,
             lock_name,
+            mark: None,
             tracking: None,
             report: LoadReport {
                 dry_run: settings.dry_run,
@@ -297,6 +305,10 @@ impl Loader {
         let dialect = self.dialect;
         let tx = self.tx.as_mut().expect("transaction open");
         check_table(tx, &table, dialect).await?;
+        // Before anything is written: no post-load statement may end the
+        // transaction (see `post_load`).
+        post_load::check_statements(tx, &self.settings.post_load, dialect).await?;
+        self.mark = Some(TransactionMark::set(tx).await?);
         self.tracking = state::read(tx, &table, dialect)
             .await?
             .map(|previous| Tracking {
@@ -543,6 +555,16 @@ impl Loader {
         }
 
         let changed = self.report.inserted + self.report.updated + self.report.deleted > 0;
+        let post_load_runs = self.settings.mode == SyncMode::Replace
+            || changed
+            || self.settings.post_load_when == PostLoadWhen::Always;
+        self.report.post_load_skipped = !post_load_runs && !self.settings.post_load.is_empty();
+        if post_load_runs {
+            self.run_post_load().await?;
+        }
+
+        // The state record goes last: a run whose post-load statements did
+        // not complete must not look, to the next diff run, like one that did.
         if let Some(tracking) = &mut self.tracking {
             let input = tracking.input.take().unwrap_or_default();
             let record = RunRecord {
@@ -563,37 +585,66 @@ impl Loader {
             }
         }
 
-        let post_load_runs = self.settings.mode == SyncMode::Replace
-            || changed
-            || self.settings.post_load_when == PostLoadWhen::Always;
-        self.report.post_load_skipped = !post_load_runs && !self.settings.post_load.is_empty();
-        let post_load: &[String] = if post_load_runs {
-            &self.settings.post_load
-        } else {
-            &[]
-        };
-        let post_load_started = Instant::now();
-        let tx = self.tx.as_mut().expect("transaction open");
-        for (k, statement) in post_load.iter().enumerate() {
-            sqlx::raw_sql(AssertSqlSafe(statement.clone()))
-                .execute(&mut **tx)
-                .await
-                .map_err(|e| {
-                    anyhow!(
-                        "post-load statement {} (`{}`) failed: {}",
-                        k + 1,
-                        statement.trim(),
-                        describe_db_error(&e)
-                    )
-                })?;
-            self.report.post_load_statements += 1;
-        }
-        self.report.post_load_ms = post_load_started.elapsed().as_millis() as u64;
-
         let tx = self.tx.take().expect("transaction open");
         tx.commit()
             .await
             .map_err(|e| anyhow!("commit failed: {}", describe_db_error(&e)))?;
+        Ok(())
+    }
+
+    /// Runs the post-load statements in order. After each one the
+    /// transaction must still be the run's (see [`TransactionMark`]): if a
+    /// statement ended it, the run stops there and says what the server did
+    /// with the rows, whether or not the statement then failed.
+    async fn run_post_load(&mut self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let tx = self.tx.as_mut().expect("transaction open");
+        let mark = self.mark.as_ref().expect("marked when the load began");
+        for (k, statement) in self.settings.post_load.iter().enumerate() {
+            let ran = sqlx::raw_sql(AssertSqlSafe(statement.clone()))
+                .execute(&mut **tx)
+                .await;
+            let failure = |e: &sqlx::Error| {
+                format!(
+                    "post-load statement {} (`{}`) failed: {}",
+                    k + 1,
+                    statement.trim(),
+                    describe_db_error(e)
+                )
+            };
+            match mark.still_open(tx).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    let written = self.report.inserted + self.report.updated;
+                    let ended = post_load::how_it_ended(
+                        tx,
+                        &self.quoted_table,
+                        &self.synced_at_text,
+                        written,
+                    )
+                    .await;
+                    let then = match &ran {
+                        Ok(_) => String::new(),
+                        Err(e) => format!(" (and then failed: {})", describe_db_error(e)),
+                    };
+                    bail!(
+                        "post-load statement {} (`{}`) ended the load's transaction{then}: {}; \
+                         post-load statements must not commit or roll back",
+                        k + 1,
+                        statement.trim(),
+                        ended.describe(&self.settings.table.to_string()),
+                    );
+                }
+                // The connection failed: the statement's own error says more.
+                Err(check) => {
+                    ran.map_err(|e| anyhow!(failure(&e)))?;
+                    return Err(check);
+                }
+            }
+            ran.map_err(|e| anyhow!(failure(&e)))?;
+            self.report.post_load_statements += 1;
+        }
+        self.report.post_load_ms = started.elapsed().as_millis() as u64;
         Ok(())
     }
 

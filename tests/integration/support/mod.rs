@@ -4,6 +4,7 @@
 
 pub mod db;
 pub mod fake_bitcram;
+pub mod sync_run;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

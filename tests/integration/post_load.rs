@@ -1,0 +1,304 @@
+//! Post-load statements can never end the load's transaction: what would
+//! commit or roll back is refused before anything is written (through the
+//! binary), and a statement that ends it anyway is caught before `COMMIT`
+//! (through the loader, with a procedure redefined after the check).
+
+use bitcram_sync::load::{DatabaseTarget, LoadSettings, Loader, PostLoadWhen, SyncMode, TableName};
+use bitcram_sync::plugin::Row;
+
+use crate::support::db::TestDb;
+use crate::support::sync_run::{error_line, seeded, snapshot};
+use crate::support::{self};
+
+/// The tables of the test database, and the columns of `mirror`: a refused
+/// statement must not have created, renamed or altered anything.
+async fn schema(db: &TestDb) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT CAST(CONCAT(TABLE_NAME, '.', COLUMN_NAME) AS CHAR) FROM information_schema.COLUMNS \
+         WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+}
+
+fn sync_with(
+    db: &TestDb,
+    dir: &std::path::Path,
+    post_load: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    support::bin()
+        .args(["sync", "--from"])
+        .arg(dir)
+        .args(["--database-url", &db.url(), "--post-load-sql", post_load])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn statements_that_end_the_transaction_are_refused_before_the_run_connects() {
+    let (db, old) = seeded(&[1, 2, 3, 4]).await;
+    let tables = schema(&db).await;
+    let dir = tempfile::tempdir().unwrap();
+    snapshot(dir.path(), &[1, 2, 3, 4, 5], &[(1, 50.0)]);
+    for (statement, keyword) in [
+        (
+            "TRUNCATE mirror",
+            "`TRUNCATE mirror`: TRUNCATE commits the transaction on its own",
+        ),
+        (
+            "CREATE TABLE extra (id INT)",
+            "`CREATE TABLE extra (id INT)`: CREATE is DDL",
+        ),
+        ("ALTER TABLE mirror ADD COLUMN c INT", "ALTER is DDL"),
+        ("RENAME TABLE mirror TO mirror_old", "RENAME is DDL"),
+        ("COMMIT", "`COMMIT`: COMMIT ends the load's transaction"),
+        (
+            "START TRANSACTION",
+            "START TRANSACTION commits the load's transaction",
+        ),
+        (
+            "LOCK TABLES mirror WRITE",
+            "LOCK TABLES commits the transaction on its own",
+        ),
+        (
+            "ROLLBACK",
+            "`ROLLBACK`: ROLLBACK ends the load's transaction",
+        ),
+        ("SET autocommit = 1", "setting autocommit"),
+    ] {
+        for mode in ["replace", "diff"] {
+            let out = sync_with(&db, dir.path(), statement, &["--mode", mode]);
+            assert_eq!(out.status.code(), Some(2), "{statement} ({mode})");
+            let error = error_line(&out);
+            assert!(
+                error.contains(&format!(
+                    "--post-load-sql (POST_LOAD_SQL): post-load statement 1 (`{statement}`) is refused: "
+                )) && error.contains(keyword),
+                "{statement}: {error}"
+            );
+            assert_eq!(db.rows("raw_item_data").await, old, "{statement}");
+            assert_eq!(db.rows("mirror").await, old, "{statement}");
+            assert_eq!(schema(&db).await, tables, "{statement}");
+        }
+    }
+
+    // POST_LOAD_SQL's list is checked statement by statement: the second
+    // one here is the culprit.
+    let out = support::bin()
+        .args(["sync", "--from"])
+        .arg(dir.path())
+        .args(["--database-url", &db.url()])
+        .env("POST_LOAD_SQL", "CALL update_mirror(); TRUNCATE mirror")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let error = error_line(&out);
+    assert!(
+        error.contains("post-load statement 2 (`TRUNCATE mirror`) is refused"),
+        "{error}"
+    );
+    assert_eq!(db.rows("raw_item_data").await, old);
+    assert_eq!(db.rows("mirror").await, old);
+    db.drop_now().await;
+}
+
+/// Procedures that commit, directly or through the procedures they call.
+const PROCEDURES: &str = "
+    CREATE PROCEDURE truncating_mirror() BEGIN
+      TRUNCATE mirror;
+      INSERT INTO mirror (id, data, stock) SELECT id, data, stock FROM raw_item_data;
+    END;
+    CREATE PROCEDURE ddl_mirror() BEGIN
+      DELETE FROM mirror;
+      CREATE TABLE extra (id INT);
+    END;
+    CREATE PROCEDURE committing_helper() BEGIN
+      DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
+      DELETE FROM mirror;
+    END;
+    CREATE PROCEDURE outer_mirror() BEGIN
+      CALL update_mirror();
+      IF (SELECT COUNT(*) FROM mirror) > 0 THEN
+        CALL committing_helper();
+      END IF;
+    END;
+    CREATE PROCEDURE dynamic_mirror() BEGIN
+      SET @sql = 'TRUNCATE mirror';
+      PREPARE stmt FROM @sql;
+      EXECUTE stmt;
+    END;";
+
+#[tokio::test]
+async fn a_call_of_a_procedure_that_commits_is_refused_before_anything_is_written() {
+    let (db, old) = seeded(&[1, 2, 3, 4]).await;
+    sqlx::raw_sql(PROCEDURES).execute(&db.pool).await.unwrap();
+    let tables = schema(&db).await;
+    let dir = tempfile::tempdir().unwrap();
+    snapshot(dir.path(), &[1, 2, 3, 4, 5], &[(1, 50.0)]);
+    let schema_name = &db.name;
+    for (statement, says) in [
+        (
+            "CALL truncating_mirror()".to_owned(),
+            format!(
+                "is refused: procedure {schema_name}.truncating_mirror runs `TRUNCATE mirror`: TRUNCATE commits"
+            ),
+        ),
+        (
+            format!("CALL `{schema_name}`.ddl_mirror()"),
+            format!(
+                "is refused: procedure {schema_name}.ddl_mirror runs `CREATE TABLE extra (id INT)`: CREATE is DDL"
+            ),
+        ),
+        (
+            "CALL outer_mirror()".to_owned(),
+            format!(
+                "is refused: procedure {schema_name}.outer_mirror → calls {schema_name}.committing_helper runs \
+                 `ROLLBACK`: ROLLBACK ends the load's transaction"
+            ),
+        ),
+        (
+            "CALL dynamic_mirror()".to_owned(),
+            format!(
+                "is refused: procedure {schema_name}.dynamic_mirror runs `PREPARE stmt FROM @sql`: PREPARE runs SQL \
+                 that is only known when it runs"
+            ),
+        ),
+        (
+            "CALL nowhere()".to_owned(),
+            format!("procedure {schema_name}.nowhere does not exist"),
+        ),
+    ] {
+        for extra in [
+            &["--mode", "replace"][..],
+            &["--mode", "diff"],
+            &["--dry-run"],
+        ] {
+            let out = sync_with(&db, dir.path(), &statement, extra);
+            assert_eq!(out.status.code(), Some(1), "{statement} {extra:?}");
+            let error = error_line(&out);
+            assert!(
+                error.contains(&format!("post-load statement 1 (`{statement}`)"))
+                    && error.contains(&says),
+                "{statement} {extra:?}:\n{error}\nexpected: {says}"
+            );
+            assert_eq!(db.rows("raw_item_data").await, old, "{statement}");
+            assert_eq!(db.rows("mirror").await, old, "{statement}");
+            assert_eq!(schema(&db).await, tables, "{statement}");
+        }
+    }
+    db.drop_now().await;
+}
+
+fn settings(post_load: &str) -> LoadSettings {
+    LoadSettings {
+        table: TableName::parse("raw_item_data").unwrap(),
+        mode: SyncMode::Replace,
+        post_load: vec![post_load.to_owned()],
+        post_load_when: PostLoadWhen::Changes,
+        max_delete_percent: 100.0,
+        allow_shrink: true,
+        dry_run: false,
+        synced_at: time::OffsetDateTime::now_utc(),
+    }
+}
+
+fn rows(ids: std::ops::Range<u64>) -> Vec<Row> {
+    ids.map(|id| Row {
+        id: id.to_string(),
+        data: format!(r#"{{"n":{id}}}"#),
+        stock: 1,
+    })
+    .collect()
+}
+
+/// A procedure that passed the check at the start of the load is replaced,
+/// before the post-load statements run, by one that ends the transaction:
+/// the job says so, and says truly whether the rows were committed.
+#[tokio::test]
+async fn a_statement_that_ends_the_transaction_anyway_is_caught_before_commit() {
+    let (db, old) = seeded(&[1, 2, 3]).await;
+    let old_mirror = db.rows("mirror").await;
+    for (body, says, committed) in [
+        // The issue's case: the mirror emptied by an implicit commit, then
+        // an error.
+        (
+            "BEGIN TRUNCATE mirror; SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'boom'; END",
+            "ended the load's transaction (and then failed: boom (code 45000)): the server committed what the \
+             run had written, so the new rows of raw_item_data are in place but the post-load statements did \
+             not complete",
+            true,
+        ),
+        (
+            "BEGIN ROLLBACK; END",
+            "ended the load's transaction: the server rolled it back, so nothing the run wrote to \
+             raw_item_data was kept",
+            false,
+        ),
+    ] {
+        sqlx::raw_sql(
+            "DROP PROCEDURE IF EXISTS swapped;
+             CREATE PROCEDURE swapped() BEGIN DELETE FROM mirror; END",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        let target = DatabaseTarget::new(db.url(), db.name.clone());
+        let mut loader = Loader::begin(target.connect().await.unwrap(), settings("CALL swapped()"))
+            .await
+            .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP PROCEDURE swapped; CREATE PROCEDURE swapped() {body}"
+        )))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        loader.write(rows(100..110)).await.unwrap();
+        let error = loader
+            .finish()
+            .await
+            .expect_err("the load must fail")
+            .to_string();
+        assert!(
+            error.starts_with("post-load statement 1 (`CALL swapped()`) ") && error.contains(says),
+            "{error}\nexpected: {says}"
+        );
+        let table = db.rows("raw_item_data").await;
+        if committed {
+            let ids: Vec<String> = table.iter().map(|(id, _, _)| id.clone()).collect();
+            let expected: Vec<String> = (100..110).map(|id| id.to_string()).collect();
+            assert_eq!(
+                ids, expected,
+                "the message said the new rows were committed"
+            );
+            assert!(
+                db.rows("mirror").await.is_empty(),
+                "TRUNCATE emptied the mirror"
+            );
+            // Put the old state back for the next case.
+            sqlx::raw_sql("DELETE FROM raw_item_data; DELETE FROM mirror;")
+                .execute(&db.pool)
+                .await
+                .unwrap();
+            for (id, data, stock) in &old {
+                sqlx::query("INSERT INTO raw_item_data VALUES (?, ?, ?, NOW(6))")
+                    .bind(id)
+                    .bind(data)
+                    .bind(stock)
+                    .execute(&db.pool)
+                    .await
+                    .unwrap();
+            }
+            sqlx::raw_sql("INSERT INTO mirror SELECT id, data, stock FROM raw_item_data")
+                .execute(&db.pool)
+                .await
+                .unwrap();
+        } else {
+            assert_eq!(table, old, "the message said nothing was kept");
+            assert_eq!(db.rows("mirror").await, old_mirror);
+        }
+    }
+    db.drop_now().await;
+}
