@@ -15,6 +15,7 @@ use crate::plugin::{
     CompileCache, Plugin, PluginError, PluginHost, PluginLimits, PluginSource, Row,
     format_synced_at,
 };
+use crate::report::FailedRun;
 use crate::snapshot::Snapshot;
 use crate::sync::{Input, SyncJob, run_sync};
 use crate::transform::{RowSink, TransformFailure, run_transform};
@@ -51,13 +52,16 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
 
 /// Runs the command.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Every log line of the command carries the run id, the first one too.
+    let run_id = crate::report::new_run_id(config::env_var("CLOUD_RUN_EXECUTION"));
+    crate::logging::set_run_id(&run_id);
     match cli.command {
-        Command::Sync(args) => sync(*args).await,
+        Command::Sync(args) => sync(*args, run_id).await,
         Command::Demo {
             database_url,
             plugin,
             plugin_options,
-        } => demo(&database_url, plugin, &plugin_options).await,
+        } => demo(&database_url, plugin, &plugin_options, run_id).await,
         Command::Snapshot { bitcram, out } => {
             let live = live_input(&bitcram)?;
             let manifest = crate::extract::write_snapshot(live, &out).await?;
@@ -157,25 +161,52 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// `sync`: settings are checked first, then the plugin passes the gate, and
 /// only then are secrets, Bitcram and the database touched.
-async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
+async fn sync(args: SyncArgs, run_id: String) -> anyhow::Result<ExitCode> {
     let synced_at = time::OffsetDateTime::now_utc();
     let database = config::database_target(&args.database)?;
     let load = config::load_settings(&args.load, &args.database, &database, synced_at)?;
     let report_path = config::report_path(&args.load)?;
-    let input = match &args.from {
-        Some(dir) => Input::Snapshot(Snapshot::open(dir)?),
-        None => Input::Live(Box::new(live_input(&args.bitcram)?)),
+    let failed = FailedRun {
+        outcome: "failed",
+        run_id: run_id.clone(),
+        mode: load.mode,
+        dry_run: load.dry_run,
+        table: load.table.to_string(),
+        synced_at: format_synced_at(synced_at),
+        error: String::new(),
     };
-    let plugin = load_plugin(&args.plugin_options, args.plugin.clone()).await?;
-    let run_id = crate::report::new_run_id(config::env_var("CLOUD_RUN_EXECUTION"));
-    crate::logging::set_run_id(&run_id);
-    tracing::info!(run_id = %run_id, database = %database.description(), table = %load.table, mode = config::mode_name(load.mode), dry_run = load.dry_run, "sync starting");
-    let job = SyncJob {
-        input,
-        database,
-        load,
+    let outcome = async {
+        let input = match &args.from {
+            Some(dir) => Input::Snapshot(Snapshot::open(dir)?),
+            None => Input::Live(Box::new(live_input(&args.bitcram)?)),
+        };
+        let plugin = load_plugin(&args.plugin_options, args.plugin.clone()).await?;
+        tracing::info!(run_id = %run_id, database = %database.description(), table = %load.table, mode = config::mode_name(load.mode), dry_run = load.dry_run, "sync starting");
+        let job = SyncJob {
+            input,
+            database,
+            load,
+        };
+        run_sync(job, &plugin, run_id).await
+    }
+    .await;
+    let report = match outcome {
+        Ok(report) => report,
+        Err(error) => {
+            // A failed run leaves its report too, with the error, so that
+            // whatever reads the file sees the failure.
+            if let Some(path) = &report_path {
+                let failed = FailedRun {
+                    error: format!("{error:#}"),
+                    ..failed
+                };
+                if let Err(e) = failed.write_json(path) {
+                    tracing::warn!(error = %format!("{e:#}"), "could not write the report of the failed run");
+                }
+            }
+            return Err(error);
+        }
     };
-    let report = run_sync(job, &plugin, run_id).await?;
     report.log();
     if let Some(path) = report_path {
         report.write_json(&path)?;
@@ -215,6 +246,7 @@ async fn demo(
     database_url: &str,
     plugin_path: Option<std::path::PathBuf>,
     plugin_options: &PluginOptions,
+    run_id: String,
 ) -> anyhow::Result<ExitCode> {
     let synced_at = time::OffsetDateTime::now_utc();
     let database = config::demo_database(database_url)?;
@@ -243,8 +275,6 @@ async fn demo(
     create_table(&mut conn, &table, dialect).await?;
     drop(conn);
 
-    let run_id = crate::report::new_run_id(None);
-    crate::logging::set_run_id(&run_id);
     let job = SyncJob {
         input: Input::Snapshot(snapshot),
         database: database.clone(),

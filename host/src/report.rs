@@ -12,6 +12,8 @@ use crate::plugin::PluginIdentity;
 /// Everything a run did.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
+    /// `succeeded` (a failed run writes a [`FailedRun`]).
+    pub outcome: &'static str,
     pub run_id: String,
     pub mode: SyncMode,
     pub dry_run: bool,
@@ -96,10 +98,35 @@ impl RunReport {
 
     /// Writes the report as pretty JSON.
     pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
-        let json = serde_json::to_vec_pretty(self).expect("a report always serializes");
-        std::fs::write(path, json)
-            .with_context(|| format!("writing the run report {}", path.display()))
+        write_json(self, path)
     }
+}
+
+/// The report of a run that failed: what it was asked to do, and the error
+/// (one line, the whole chain, as printed). Nothing was committed unless the
+/// error says so.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedRun {
+    /// `failed`.
+    pub outcome: &'static str,
+    pub run_id: String,
+    pub mode: SyncMode,
+    pub dry_run: bool,
+    pub table: String,
+    pub synced_at: String,
+    pub error: String,
+}
+
+impl FailedRun {
+    /// Writes the report as pretty JSON.
+    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
+        write_json(self, path)
+    }
+}
+
+fn write_json(report: &impl Serialize, path: &Path) -> anyhow::Result<()> {
+    let json = serde_json::to_vec_pretty(report).expect("a report always serializes");
+    std::fs::write(path, json).with_context(|| format!("writing the run report {}", path.display()))
 }
 
 /// A run id for logs and reports: the Cloud Run execution when there is one,

@@ -194,6 +194,7 @@ impl Finished<'_> {
             total_ms: self.started.elapsed().as_millis() as u64,
         };
         RunReport {
+            outcome: "succeeded",
             run_id: self.run_id,
             mode: self.mode,
             dry_run: self.dry_run,

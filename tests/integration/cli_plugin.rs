@@ -16,17 +16,26 @@ fn plugin_check_prints_the_identity_of_the_default_plugin() {
     assert_eq!(lines[0], "name: bitcram-transform");
     assert_eq!(lines[1], "version: 0.1.0");
     assert_eq!(lines[2], "contract: bitcram:transform@0.1.0");
-    assert!(
-        lines[3].starts_with("sha256: ") && lines[3].len() == 8 + 64,
-        "{}",
-        lines[3]
+    assert_eq!(
+        lines[3],
+        format!("sha256: {}", support::default_plugin_sha256())
     );
     assert_eq!(lines[4], "source: embedded");
 }
 
 #[test]
 fn plugin_check_refuses_with_exit_code_3_and_one_line() {
-    for variant in ["sneaky", "future"] {
+    for (variant, reason) in [
+        (
+            "sneaky",
+            "refused: it imports wasi:filesystem/types@0.2.6, which is outside the contract",
+        ),
+        (
+            "future",
+            "refused: it was built against bitcram:transform@0.2.0, but this host supports \
+             bitcram:transform@0.1.0",
+        ),
+    ] {
         let out = support::bin()
             .args(["plugin", "check"])
             .arg(support::test_plugin(variant))
@@ -39,7 +48,7 @@ fn plugin_check_refuses_with_exit_code_3_and_one_line() {
             .filter(|l| l.starts_with("error: "))
             .collect();
         assert_eq!(errors.len(), 1, "{stderr}");
-        assert!(errors[0].contains("refused"), "{stderr}");
+        assert!(errors[0].contains(reason), "{variant}: {stderr}");
         assert!(out.stdout.is_empty());
     }
 }
@@ -141,9 +150,20 @@ fn plugin_run_reports_bad_input_with_the_product_and_field() {
 fn usage_errors_exit_with_2() {
     let out = support::bin().args(["plugin", "run"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the following required arguments were not provided")
+            && stderr.contains("--from <SNAPSHOT_DIR>"),
+        "{stderr}"
+    );
     let out = support::bin()
         .args(["plugin", "check", "--plugin-timeout", "soon"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid value 'soon' for '--plugin-timeout <DURATION>'"),
+        "{stderr}"
+    );
 }

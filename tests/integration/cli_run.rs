@@ -168,6 +168,12 @@ fn exit_codes_tell_usage_refusal_and_failure_apart() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid value 'sideways' for '--mode <MODE>'")
+            && stderr.contains("[possible values: replace, diff]"),
+        "{stderr}"
+    );
     let out = support::bin()
         .arg("sync")
         .env("DATABASE_URL", &db)
@@ -187,6 +193,13 @@ fn exit_codes_tell_usage_refusal_and_failure_apart() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "refused: it imports wasi:filesystem/types@0.2.6, which is outside the contract"
+        ),
+        "{stderr}"
+    );
     assert!(
         !dir.path().join("x.db").exists(),
         "the database was not touched"

@@ -16,6 +16,8 @@
 //!   Manager servers into MariaDB, and where the token may not go;
 //! - `sync_mysql`: `sync --from` and `db init` against a real MariaDB: both
 //!   modes, the all-or-nothing transaction, the guards, the dry run;
+//! - `load_steps`: a failed load names its step (delete, insert chunk N,
+//!   commit) and changes nothing; the chunk limits;
 //! - `post_load`: post-load statements that would end the load's
 //!   transaction, refused before any write or caught before `COMMIT`;
 //! - `bitcram_client`: the Bitcram client against a fake Bitcram on
@@ -28,6 +30,7 @@ mod support;
 mod bitcram_client;
 mod cli_plugin;
 mod cli_run;
+mod load_steps;
 mod plugin_gate;
 mod plugin_sandbox;
 mod post_load;

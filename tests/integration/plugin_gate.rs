@@ -29,7 +29,7 @@ async fn the_default_plugin_passes_and_reports_itself() {
         ("bitcram-transform", "0.1.0")
     );
     assert_eq!(id.package_version, "0.1.0");
-    assert_eq!(id.sha256.len(), 64);
+    assert_eq!(id.sha256, support::default_plugin_sha256());
     // Loading the same bytes from a file gives the same identity but the path.
     let from_file = support::load(PluginSource::Path(support::default_plugin_file()))
         .await

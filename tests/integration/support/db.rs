@@ -82,6 +82,23 @@ impl TestDb {
             .unwrap()
     }
 
+    /// Kills every connection to the database but the one asking (the
+    /// pool reconnects): the loader's, mid-transaction.
+    pub async fn kill_other_connections(&self) {
+        let victims: Vec<i64> = sqlx::query_scalar(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND ID <> CONNECTION_ID()",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .unwrap();
+        assert!(!victims.is_empty(), "the loader's connection is visible");
+        for id in victims {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("KILL {id}")))
+                .execute(&self.pool)
+                .await;
+        }
+    }
+
     pub async fn drop_now(self) {
         self.pool.close().await;
         let admin = MySqlPool::connect(&server_url()).await.unwrap();

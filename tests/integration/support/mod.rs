@@ -83,6 +83,13 @@ pub fn default_plugin_file() -> PathBuf {
     .clone()
 }
 
+/// The hex sha256 of the embedded default component, computed here from
+/// its bytes (what the host reports must match it).
+pub fn default_plugin_sha256() -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bitcram_sync::plugin::DEFAULT_PLUGIN))
+}
+
 /// A plugin host with the given limits, sharing one compile cache across the
 /// test run (compiling a component in a debug build takes seconds).
 pub fn host(limits: PluginLimits) -> PluginHost {

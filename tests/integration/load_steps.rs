@@ -1,0 +1,133 @@
+//! The README's promise that a failed load names its step (`delete`,
+//! `insert chunk N`, `post-load statement K`, `commit`) in one line and
+//! leaves the table as it was; and the chunk limits (1,000 rows or 4 MiB of
+//! `data` per `INSERT`), which show in the chunk numbers.
+
+use bitcram_sync::load::{DatabaseTarget, LoadSettings, Loader, PostLoadWhen, SyncMode, TableName};
+use bitcram_sync::plugin::Row;
+
+use crate::support::sync_run::{error_line, seeded, sync};
+use crate::support::{self};
+
+#[tokio::test]
+async fn a_failed_delete_names_the_step_and_changes_nothing() {
+    let (db, old) = seeded(&[1, 2, 3]).await;
+    let stamps = db.updated_at().await;
+    sqlx::raw_sql(
+        "CREATE TRIGGER keep_rows BEFORE DELETE ON raw_item_data FOR EACH ROW \
+         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'rows are protected'",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::sync_run::snapshot(dir.path(), &[1, 2, 3, 4], &[]);
+    let out = sync(&db, dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let error = error_line(&out);
+    assert!(
+        error.ends_with("delete: emptying raw_item_data failed: rows are protected (code 45000)"),
+        "{error}"
+    );
+    assert_eq!(db.rows("raw_item_data").await, old);
+    assert_eq!(db.rows("mirror").await, old);
+    assert_eq!(db.updated_at().await, stamps);
+    db.drop_now().await;
+}
+
+/// A price list of `count` products whose names are `name_len` characters.
+fn wide_snapshot(dir: &std::path::Path, count: u64, name_len: usize) {
+    let name = "x".repeat(name_len);
+    let items: Vec<String> = (1..=count)
+        .map(|id| format!(r#"{{"product_id":{id},"product_name":"{name}"}}"#))
+        .collect();
+    support::write_snapshot(
+        dir,
+        &[],
+        &[&format!(r#"{{"items":[{}]}}"#, items.join(","))],
+    );
+}
+
+#[tokio::test]
+async fn a_failed_insert_names_its_chunk_which_holds_at_most_1000_rows_or_4_mib() {
+    let (db, old) = seeded(&[1, 2, 3]).await;
+    let stamps = db.updated_at().await;
+    // 2,500 small rows: chunks of 1,000, so the last one is chunk 3 with 500.
+    // 50 rows of about 200 KB each: 21 rows pass 4 MiB (20 do not), so
+    // chunks of 21, and the last one is chunk 3 with 8 (ids 43 to 50).
+    for (count, name_len, expected) in [
+        (
+            2500,
+            1,
+            "insert chunk 3 (500 rows from product 2001) failed: refused row (code 45000)",
+        ),
+        (
+            50,
+            200_000,
+            "insert chunk 3 (8 rows from product 43) failed: refused row (code 45000)",
+        ),
+    ] {
+        // The last product of the catalog is refused.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP TRIGGER IF EXISTS refuse_last; \
+             CREATE TRIGGER refuse_last BEFORE INSERT ON raw_item_data FOR EACH ROW \
+             IF NEW.id = '{count}' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused row'; END IF"
+        )))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        wide_snapshot(dir.path(), count, name_len);
+        for mode in ["replace", "diff"] {
+            let out = sync(&db, dir.path(), &["--mode", mode, "--allow-shrink"]);
+            assert_eq!(out.status.code(), Some(1), "{mode}");
+            let error = error_line(&out);
+            assert!(
+                error.ends_with(expected),
+                "{mode}: {error}\nexpected: {expected}"
+            );
+            assert_eq!(db.rows("raw_item_data").await, old, "{mode}");
+            assert_eq!(db.rows("mirror").await, old, "{mode}");
+            assert_eq!(db.updated_at().await, stamps, "{mode}");
+        }
+    }
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn a_failed_commit_names_the_step() {
+    let (db, old) = seeded(&[1, 2, 3]).await;
+    let target = DatabaseTarget::new(db.url(), db.name.clone());
+    let settings = LoadSettings {
+        table: TableName::parse("raw_item_data").unwrap(),
+        mode: SyncMode::Replace,
+        post_load: vec![],
+        post_load_when: PostLoadWhen::Changes,
+        max_delete_percent: 100.0,
+        allow_shrink: true,
+        dry_run: false,
+        synced_at: time::OffsetDateTime::now_utc(),
+    };
+    let mut loader = Loader::begin(target.connect().await.unwrap(), settings)
+        .await
+        .unwrap();
+    // Exactly one chunk: written at once, so that `COMMIT` is the next
+    // statement the loader sends.
+    let rows: Vec<Row> = (100..1100)
+        .map(|id| Row {
+            id: id.to_string(),
+            data: r#"{"n":1}"#.into(),
+            stock: 1,
+        })
+        .collect();
+    loader.write(rows).await.unwrap();
+    db.kill_other_connections().await;
+    let error = loader
+        .finish()
+        .await
+        .expect_err("the commit must fail")
+        .to_string();
+    assert!(error.starts_with("commit failed: "), "{error}");
+    assert_eq!(db.rows("raw_item_data").await, old);
+    db.drop_now().await;
+}
