@@ -21,4 +21,7 @@ COPY --from=build /dist/bitcram-transform.wasm /opt/bitcram-sync/bitcram-transfo
 ENV PLUGIN_CACHE_DIR=/tmp/bitcram-sync-plugins \
     LOG_FORMAT=json
 USER nonroot
-ENTRYPOINT ["/usr/local/bin/bitcram-sync", "sync"]
+# The subcommand is the default argument, so that Cloud Run's --args (which
+# replaces CMD) runs another one: --args=db,init runs `bitcram-sync db init`.
+ENTRYPOINT ["/usr/local/bin/bitcram-sync"]
+CMD ["sync"]

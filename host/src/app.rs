@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 
 use crate::cli::{BitcramArgs, Cli, Command, DbCommand, PluginCommand, PluginOptions, SyncArgs};
-use crate::config;
+use crate::config::{self, SqliteFile};
 use crate::extract::LiveInput;
 use crate::load::create_table;
 use crate::plugin::{
@@ -82,14 +82,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Db(DbCommand::Init { database, print }) => {
             let table = config::table_name(&database)?;
             if print {
-                let target = config::database_target(&database).ok();
+                let target = config::database_target(&database, SqliteFile::Create).ok();
                 let dialect = config::print_dialect(target.as_ref());
                 println!("{};", crate::load::create_table_sql(&table, dialect));
                 println!();
                 println!("{};", crate::load::create_state_table_sql(&table, dialect));
                 return Ok(ExitCode::SUCCESS);
             }
-            let target = config::database_target(&database)?;
+            let target = config::database_target(&database, SqliteFile::Create)?;
             let pool = target.connect().await?;
             let mut conn = pool
                 .acquire()
@@ -163,7 +163,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// only then are secrets, Bitcram and the database touched.
 async fn sync(args: SyncArgs, run_id: String) -> anyhow::Result<ExitCode> {
     let synced_at = time::OffsetDateTime::now_utc();
-    let database = config::database_target(&args.database)?;
+    let database = config::database_target(&args.database, SqliteFile::MustExist)?;
     let load = config::load_settings(&args.load, &args.database, &database, synced_at)?;
     let report_path = config::report_path(&args.load)?;
     let failed = FailedRun {
@@ -213,10 +213,18 @@ async fn sync(args: SyncArgs, run_id: String) -> anyhow::Result<ExitCode> {
     }
     if report.dry_run {
         let r = &report.rows;
-        println!(
-            "dry run: {} rows now, {} in the new catalog: would insert {}, update {}, delete {}, leave {} unchanged",
-            r.rows_before, r.rows_new, r.inserted, r.updated, r.deleted, r.unchanged
-        );
+        match report.mode {
+            crate::load::SyncMode::Diff => println!(
+                "dry run: {} rows now, {} in the new catalog: would insert {}, update {}, delete {}, leave {} unchanged",
+                r.rows_before, r.rows_new, r.inserted, r.updated, r.deleted, r.unchanged
+            ),
+            // What a replace run does: every row rewritten.
+            crate::load::SyncMode::Replace => println!(
+                "dry run: {} rows now, {} in the new catalog: replace would delete all {} and insert {} \
+                 ({} current ids are not in the new catalog); nothing was written",
+                r.rows_before, r.rows_new, r.rows_before, r.rows_new, r.deleted
+            ),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

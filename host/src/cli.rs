@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
 /// Keeps a retailer's catalog and stock in Cloud SQL (MySQL) in step with
@@ -49,6 +50,19 @@ A .env file in the working directory is read if present.
     exit_codes_help!()
 );
 
+/// The settings that have no flag, and the exit codes, for `snapshot --help`.
+pub const SNAPSHOT_AFTER_HELP: &str = concat!(
+    "Environment only (secrets never go on the command line):
+  BITCRAM_TOKEN            the Bitcram token itself, for local runs (wins over Secret Manager)
+  SECRET_MANAGER_ENDPOINT  Secret Manager endpoint override (emulators, tests)
+  LOG_FORMAT               `json` (default when CLOUD_RUN_JOB is set) or `human`
+  RUST_LOG                 log filter
+A .env file in the working directory is read if present.
+
+",
+    exit_codes_help!()
+);
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one sync: token, extract, transform, and load in one transaction.
@@ -70,6 +84,7 @@ pub enum Command {
     },
     /// Fetch the raw API bodies of one run from Bitcram into a directory, to
     /// develop a plugin or replay a run offline (`sync --from`, `plugin run --from`).
+    #[command(after_long_help = SNAPSHOT_AFTER_HELP)]
     Snapshot {
         #[command(flatten)]
         bitcram: BitcramArgs,
@@ -121,7 +136,8 @@ pub struct SyncArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Bitcram")]
 pub struct BitcramArgs {
-    /// Base URL of the Bitcram instance (https://...).
+    /// Base URL of the Bitcram instance: https://..., or http:// to this
+    /// machine (localhost, 127.0.0.1, [::1]) for tests and stand-ins.
     #[arg(long, env = "URL_BITCRAM", value_name = "URL")]
     pub bitcram_url: Option<String>,
 
@@ -147,7 +163,7 @@ pub struct BitcramArgs {
     pub secret_version: String,
 
     /// Allow plain http:// to a host that is not on this machine.
-    #[arg(long, env = "BITCRAM_ALLOW_INSECURE_HTTP")]
+    #[arg(long, env = "BITCRAM_ALLOW_INSECURE_HTTP", value_parser = BoolishValueParser::new())]
     pub allow_insecure_http: bool,
 }
 
@@ -243,11 +259,11 @@ pub struct LoadArgs {
 
     /// Load even an empty catalog, or one that deletes more than
     /// --max-delete-percent.
-    #[arg(long, env = "ALLOW_SHRINK")]
+    #[arg(long, env = "ALLOW_SHRINK", value_parser = BoolishValueParser::new())]
     pub allow_shrink: bool,
 
     /// Do everything up to the write, report what would change, write nothing.
-    #[arg(long, env = "DRY_RUN")]
+    #[arg(long, env = "DRY_RUN", value_parser = BoolishValueParser::new())]
     pub dry_run: bool,
 
     /// Also write the run report as JSON to this file.
@@ -261,7 +277,9 @@ pub enum DbCommand {
     Init {
         #[command(flatten)]
         database: DatabaseArgs,
-        /// Print the CREATE TABLE statement (MySQL) instead of running it.
+        /// Print the CREATE TABLE statements (the target table and the
+        /// state table) instead of running them: SQLite's for a sqlite://
+        /// --database-url, MySQL's otherwise.
         #[arg(long)]
         print: bool,
     },
@@ -296,6 +314,7 @@ pub enum PluginCommand {
 
 /// How a transform component is verified, bounded and cached.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Transform")]
 pub struct PluginOptions {
     /// Refuse the component unless its sha256 is this (hex).
     #[arg(long, env = "TRANSFORM_PLUGIN_SHA256", value_name = "HEX")]
@@ -318,7 +337,7 @@ pub struct PluginOptions {
     pub plugin_cache: Option<PathBuf>,
 
     /// Compile the component on every run instead of caching it.
-    #[arg(long, env = "PLUGIN_NO_CACHE")]
+    #[arg(long, env = "PLUGIN_NO_CACHE", value_parser = BoolishValueParser::new())]
     pub no_plugin_cache: bool,
 }
 

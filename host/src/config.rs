@@ -11,6 +11,7 @@ use crate::load::{
     DatabaseTarget, Dialect, Flavor, LoadSettings, SyncMode, TableName, check_post_load_text,
     refusal_message,
 };
+use crate::logging::LogFormat;
 
 /// The default post-load statement on MySQL, as the original job ran it.
 pub const DEFAULT_POST_LOAD_SQL: &str = "CALL app_import.update_mirror_raw_item_data()";
@@ -31,18 +32,41 @@ pub fn load_dotenv() -> Result<()> {
     }
 }
 
+/// How the logs look: `LOG_FORMAT` (`json` or `human`); unset, JSON when
+/// running as a Cloud Run Job (`CLOUD_RUN_JOB` is set), human otherwise.
+pub fn log_format() -> Result<LogFormat> {
+    match env_var("LOG_FORMAT").map(|v| v.trim().to_ascii_lowercase()) {
+        Some(v) if v == "json" => Ok(LogFormat::Json),
+        Some(v) if v == "human" => Ok(LogFormat::Human),
+        Some(v) => Err(config_error(format!(
+            "LOG_FORMAT is {v:?}; use `json` or `human`"
+        ))),
+        None if env_var("CLOUD_RUN_JOB").is_some() => Ok(LogFormat::Json),
+        None => Ok(LogFormat::Human),
+    }
+}
+
 /// An environment variable, `None` when unset or empty.
 pub fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+/// Whether a `sqlite://` file may be created: by the commands that create
+/// tables, not by `sync`, which would otherwise leave an empty file behind
+/// when it fails on the missing table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqliteFile {
+    Create,
+    MustExist,
+}
+
 /// The database from `--database-url`, or from the Cloud SQL settings.
-pub fn database_target(args: &DatabaseArgs) -> Result<DatabaseTarget> {
+pub fn database_target(args: &DatabaseArgs, sqlite: SqliteFile) -> Result<DatabaseTarget> {
     match (&args.database_url, &args.instance_db) {
         (Some(_), Some(_)) => Err(config_error(
             "both --database-url (DATABASE_URL) and --instance-db (INSTANCE_DB) are set; set only one",
         )),
-        (Some(url), None) => database_from_url(url),
+        (Some(url), None) => database_from_url(url, sqlite),
         (None, Some(instance)) => database_from_instance(args, instance),
         (None, None) => Err(config_error(
             "no database configured: set --database-url (DATABASE_URL), or --instance-db (INSTANCE_DB) \
@@ -51,15 +75,14 @@ pub fn database_target(args: &DatabaseArgs) -> Result<DatabaseTarget> {
     }
 }
 
-fn database_from_url(url: &str) -> Result<DatabaseTarget> {
+fn database_from_url(url: &str, sqlite: SqliteFile) -> Result<DatabaseTarget> {
     let url = url.trim();
     if let Some(path) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
     {
-        return Ok(sqlite_target(Path::new(
-            path.split('?').next().unwrap_or(path),
-        )));
+        let path = Path::new(path.split('?').next().unwrap_or(path));
+        return Ok(DatabaseTarget::sqlite(path, sqlite == SqliteFile::Create));
     }
     let parsed = reqwest::Url::parse(url)
         .map_err(|e| config_error(format!("--database-url (DATABASE_URL) is not a URL: {e}")))?;
@@ -87,13 +110,7 @@ fn database_from_url(url: &str) -> Result<DatabaseTarget> {
 
 /// The demo's database: any URL `--database-url` takes.
 pub fn demo_database(url: &str) -> Result<DatabaseTarget> {
-    database_from_url(url)
-}
-
-/// A local SQLite file, created if missing.
-pub fn sqlite_target(path: &Path) -> DatabaseTarget {
-    let shown = format!("sqlite://{}", path.display());
-    DatabaseTarget::new(format!("{shown}?mode=rwc"), shown)
+    database_from_url(url, SqliteFile::Create)
 }
 
 fn database_from_instance(args: &DatabaseArgs, instance: &str) -> Result<DatabaseTarget> {

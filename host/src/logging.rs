@@ -21,24 +21,13 @@ use tracing_subscriber::registry::LookupSpan;
 /// dependencies' chatter turned down.
 const DEFAULT_FILTER: &str = "info,wasmtime=warn,wasmtime_wasi=warn,cranelift_codegen=warn,sqlx=warn,hyper=warn,hyper_util=warn,reqwest=warn,rustls=warn,h2=warn,google_cloud_auth=warn,google_cloud_gax_internal=warn";
 
-/// How log lines look.
+/// How log lines look (`crate::config::log_format` picks it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
+    /// For people; coloured only on a terminal.
     Human,
+    /// One JSON object per line, for Cloud Logging.
     Json,
-}
-
-impl LogFormat {
-    /// JSON when `LOG_FORMAT=json` or `CLOUD_RUN_JOB` is set (and
-    /// `LOG_FORMAT` does not say otherwise); human otherwise.
-    pub fn from_env() -> Self {
-        match crate::config::env_var("LOG_FORMAT").map(|v| v.to_ascii_lowercase()) {
-            Some(v) if v == "json" => LogFormat::Json,
-            Some(_) => LogFormat::Human,
-            None if crate::config::env_var("CLOUD_RUN_JOB").is_some() => LogFormat::Json,
-            None => LogFormat::Human,
-        }
-    }
 }
 
 static RUN_ID: OnceLock<String> = OnceLock::new();
@@ -49,13 +38,16 @@ pub fn set_run_id(run_id: &str) {
 }
 
 /// Installs the global subscriber. Safe to call more than once.
-pub fn init() {
+pub fn init(format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    // Colour codes only where someone reads them: a redirected log stays plain.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
-    let _ = match LogFormat::from_env() {
+    let _ = match format {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder
             .fmt_fields(JsonFields::new())
@@ -67,8 +59,8 @@ pub fn init() {
 /// Reports the error that ended the command: one line, the whole chain of
 /// causes, outermost first. In JSON mode it is also a log entry of severity
 /// ERROR, so that Cloud Logging shows why the task failed.
-pub fn report_fatal(error: &anyhow::Error) {
-    if LogFormat::from_env() == LogFormat::Json {
+pub fn report_fatal(error: &anyhow::Error, format: LogFormat) {
+    if format == LogFormat::Json {
         tracing::error!("{error:#}");
     } else {
         eprintln!("error: {error:#}");

@@ -2,16 +2,20 @@
 
 use std::process::ExitCode;
 
+use bitcram_sync::{app, config, logging};
 use clap::Parser as _;
 
 fn main() -> ExitCode {
     // `.env` first: its variables feed clap's `env` settings.
-    if let Err(e) = bitcram_sync::config::load_dotenv() {
-        eprintln!("error: {e}");
-        return ExitCode::from(bitcram_sync::app::exit::USAGE);
-    }
+    let format = match config::load_dotenv().and_then(|()| config::log_format()) {
+        Ok(format) => format,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(app::exit::USAGE);
+        }
+    };
     let cli = bitcram_sync::cli::Cli::parse();
-    bitcram_sync::logging::init();
+    logging::init(format);
     bitcram_sync::bitcram::install_tls_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -23,12 +27,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(bitcram_sync::app::run(cli)) {
+    match runtime.block_on(app::run(cli)) {
         Ok(code) => code,
         Err(error) => {
-            let code = bitcram_sync::app::exit_code_for(&error);
-            bitcram_sync::logging::report_fatal(&error);
-            code
+            logging::report_fatal(&error, format);
+            app::exit_code_for(&error)
         }
     }
 }

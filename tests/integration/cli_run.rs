@@ -205,7 +205,8 @@ fn exit_codes_tell_usage_refusal_and_failure_apart() {
         "the database was not touched"
     );
 
-    // 1: a failed run (here: the table does not exist).
+    // 1: a failed run (here: the table does not exist in the file).
+    std::fs::write(dir.path().join("x.db"), b"").unwrap();
     let out = support::bin()
         .args(["sync", "--from"])
         .arg(dir.path())

@@ -12,6 +12,8 @@
 //!   their exit codes;
 //! - `cli_run`: the demo against the sample snapshot, the SQLite sink in both
 //!   modes, JSON logs, exit codes;
+//! - `cli_settings`: the image's entrypoint, `db init --print`, `--help`,
+//!   the log format, and every setting from the environment or `.env`;
 //! - `sync_live`: `sync` and `snapshot` against fake Bitcram and Secret
 //!   Manager servers into MariaDB, and where the token may not go;
 //! - `sync_mysql`: `sync --from` and `db init` against a real MariaDB: both
@@ -30,6 +32,7 @@ mod support;
 mod bitcram_client;
 mod cli_plugin;
 mod cli_run;
+mod cli_settings;
 mod load_steps;
 mod plugin_gate;
 mod plugin_sandbox;

@@ -404,14 +404,22 @@ async fn a_dry_run_reports_the_changes_and_writes_nothing() {
     let mut new_ids: Vec<u64> = (2..=20).collect();
     new_ids.extend([30, 31]);
     snapshot(dir.path(), &new_ids, &[(5, 3.0)]);
-    for mode in ["replace", "diff"] {
+    for (mode, says) in [
+        // Replace rewrites every row, and says so.
+        (
+            "replace",
+            "dry run: 20 rows now, 21 in the new catalog: replace would delete all 20 and insert 21 \
+             (1 current ids are not in the new catalog); nothing was written",
+        ),
+        (
+            "diff",
+            "dry run: 20 rows now, 21 in the new catalog: would insert 2, update 1, delete 1, leave 18 unchanged",
+        ),
+    ] {
         let out = sync(&db, dir.path(), &["--dry-run", "--mode", mode]);
         assert_success(&out);
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            stdout.contains("dry run: 20 rows now, 21 in the new catalog: would insert 2, update 1, delete 1, leave 18 unchanged"),
-            "{mode}: {stdout}"
-        );
+        assert_eq!(stdout.trim_end(), says, "{mode}");
         assert_eq!(db.rows("raw_item_data").await, old, "{mode}");
         assert_eq!(db.updated_at().await, stamps, "{mode}");
     }

@@ -117,6 +117,8 @@ pub struct GuardRefusal(pub String);
 pub struct DatabaseTarget {
     url: String,
     description: String,
+    /// A SQLite file that must already exist (it is not created).
+    existing_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for DatabaseTarget {
@@ -128,7 +130,24 @@ impl std::fmt::Debug for DatabaseTarget {
 impl DatabaseTarget {
     /// `url` may hold a password: it is never logged; `description` is.
     pub fn new(url: String, description: String) -> Self {
-        Self { url, description }
+        Self {
+            url,
+            description,
+            existing_file: None,
+        }
+    }
+
+    /// A local SQLite file; created if missing only when `create` is set
+    /// (by the commands that create tables: a failed `sync` leaves no empty
+    /// file behind).
+    pub fn sqlite(path: &std::path::Path, create: bool) -> Self {
+        let description = format!("sqlite://{}", path.display());
+        let mode = if create { "rwc" } else { "rw" };
+        Self {
+            url: format!("{description}?mode={mode}"),
+            description,
+            existing_file: (!create).then(|| path.to_owned()),
+        }
     }
 
     pub fn description(&self) -> &str {
@@ -141,6 +160,16 @@ impl DatabaseTarget {
 
     /// One connection, in a pool of one so that a transaction can own it.
     pub async fn connect(&self) -> anyhow::Result<AnyPool> {
+        if let Some(path) = &self.existing_file
+            && !path.is_file()
+        {
+            bail!(
+                "connecting to the database {}: the file does not exist (create it and its table \
+                 with `bitcram-sync db init --database-url {}`)",
+                self.description,
+                self.description
+            );
+        }
         sqlx::any::install_default_drivers();
         AnyPoolOptions::new()
             .max_connections(1)
@@ -174,7 +203,7 @@ pub fn describe_db_error(error: &sqlx::Error) -> String {
 enum Current {
     /// Replace mode: only which ids exist.
     Ids(HashMap<String, ()>),
-    /// Diff mode and dry runs: each id's fingerprint of `stock` and `data`.
+    /// Diff mode: each id's fingerprint of `stock` and `data`.
     Fingerprints(HashMap<String, Fingerprint>),
 }
 
@@ -225,7 +254,7 @@ pub struct Loader {
 
 impl Loader {
     /// Opens the transaction: takes the run lock, checks the table, reads
-    /// the current rows' ids (and fingerprints, in diff mode or a dry run)
+    /// the current rows' ids (and fingerprints, in diff mode)
     /// and, in replace mode, deletes every row (inside the transaction).
     /// Meant to run while the extraction is still under way.
     pub async fn begin(pool: AnyPool, settings: LoadSettings) -> anyhow::Result<Self> {
@@ -318,7 +347,8 @@ impl Loader {
                 input: None,
             });
 
-        let fingerprints = self.settings.mode == SyncMode::Diff || self.settings.dry_run;
+        // Replace mode rewrites every row, dry run or not: only the ids matter.
+        let fingerprints = self.settings.mode == SyncMode::Diff;
         self.current = if fingerprints {
             let data = match dialect {
                 // MySQL returns its binary JSON as normalized text.

@@ -127,6 +127,11 @@ pub enum TrapCause {
 impl fmt::Display for TrapCause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            TrapCause::Deadline(budget) if budget.as_millis() < 1000 => write!(
+                f,
+                "it ran past its time limit of {} ms (--plugin-timeout)",
+                budget.as_millis()
+            ),
             TrapCause::Deadline(budget) => write!(
                 f,
                 "it ran past its time limit of {:.1} s (--plugin-timeout)",
