@@ -3,7 +3,7 @@
 //! format, the SQLite sink's file, and every setting read from the
 //! environment or a `.env` file, each shown by its effect.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use crate::support;
@@ -361,22 +361,6 @@ async fn switches_take_the_words_people_write() {
     );
 }
 
-/// Every file under `dir`.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                out.extend(files(&path));
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn the_transform_settings_work_from_the_environment() {
     let local = Local::new(&[1, 2]).await;
@@ -448,10 +432,14 @@ async fn the_transform_settings_work_from_the_environment() {
         &[("PLUGIN_CACHE_DIR", &cache_text), ("PLUGIN_NO_CACHE", "1")],
     );
     assert_success(&out);
-    assert!(files(&cache).is_empty(), "{:?}", files(&cache));
+    assert!(
+        support::files(&cache).is_empty(),
+        "{:?}",
+        support::files(&cache)
+    );
     let out = local.sync(&dot_env, &[("PLUGIN_CACHE_DIR", &cache_text)]);
     assert_success(&out);
-    let entries = files(&cache);
+    let entries = support::files(&cache);
     assert_eq!(entries.len(), 1, "{entries:?}");
     let name = entries[0]
         .file_name()

@@ -2,7 +2,6 @@
 //! Secret Manager over real sockets, into a real MariaDB: the whole path of a
 //! production run, and where the token may and may not go.
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 use crate::support::db::TestDb;
@@ -189,20 +188,6 @@ async fn a_price_list_cut_short_stops_a_live_sync_before_any_write() {
     db.drop_now().await;
 }
 
-/// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_appears_nowhere_when_a_run_fails() {
     // The price list answers 401 with a body that echoes the token back, and
@@ -255,7 +240,7 @@ async fn the_token_appears_nowhere_when_a_run_fails() {
         assert_eq!(tables(&db).await, before, "{format}: the run rolled back");
     }
     // Nor in any file the runs wrote.
-    let written = files(work.path());
+    let written = support::files(work.path());
     assert_eq!(written.len(), 2, "{written:?}");
     for file in written {
         let bytes = std::fs::read(&file).unwrap();
@@ -322,7 +307,7 @@ async fn a_snapshot_stores_the_bodies_as_received_and_replays_offline() {
         .map(|b| b["source"].as_str().unwrap())
         .collect();
     assert_eq!(sources, ["checkout", "stock", "price-list"]);
-    for file in files(&snap) {
+    for file in support::files(&snap) {
         assert!(!String::from_utf8_lossy(&std::fs::read(&file).unwrap()).contains(TOKEN));
     }
 

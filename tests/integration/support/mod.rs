@@ -182,3 +182,19 @@ pub fn bin() -> Command {
         .env("PLUGIN_CACHE_DIR", tmp.join("plugin-cache"));
     cmd
 }
+
+/// Every file under `dir`, recursively; none when it does not exist.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.extend(files(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
