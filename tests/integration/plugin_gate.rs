@@ -164,3 +164,40 @@ async fn the_compile_cache_hits_and_survives_damaged_entries() {
         CacheOutcome::Miss
     );
 }
+
+#[tokio::test]
+async fn a_plugin_whose_imports_do_not_type_check_is_refused() {
+    let message =
+        refusal(support::load(PluginSource::Path(support::test_plugin("mistyped"))).await);
+    assert!(
+        message.contains(
+            "refused: its imports do not match the contract: component imports instance \
+             `bitcram:transform/log@0.1.0`"
+        ) && message.contains("wrong type"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_plugin_whose_info_fails_is_refused() {
+    let message = refusal(support::load(PluginSource::Path(support::test_plugin("badinfo"))).await);
+    assert!(
+        message.contains("refused: its `info` failed: it crashed: wasm trap: wasm `unreachable`"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_cache_entry_is_a_miss() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = CompileCache::new(dir.path().join("cache"));
+    let host = PluginHost::new(PluginLimits::default(), Some(cache.clone())).unwrap();
+    let sha256 = support::default_plugin_sha256();
+    // A directory where the entry should be: it cannot be read (nor
+    // replaced), and the plugin still loads, compiled afresh.
+    std::fs::create_dir_all(cache.entry_path(host.engine(), &sha256)).unwrap();
+    for _ in 0..2 {
+        let plugin = host.load(&PluginSource::Embedded, None).await.unwrap();
+        assert_eq!(plugin.cache_outcome(), CacheOutcome::Miss);
+    }
+}

@@ -110,3 +110,116 @@ async fn a_plugin_that_panics_is_reported_as_a_crash() {
     assert!(plugin.starts_with("test-panic "), "{plugin}");
     assert!(what.contains("unreachable"), "{what}");
 }
+
+#[test]
+fn the_sandbox_shows_a_plugin_no_environment_arguments_or_stdin_and_drops_its_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("snap");
+    support::write_snapshot(&snapshot, &[], &[r#"{"items":[{"product_id":1}]}"#]);
+    let rows = dir.path().join("rows.jsonl");
+    let mut child = support::bin()
+        .args(["plugin", "run"])
+        .arg(support::test_plugin("nosy"))
+        .arg("--from")
+        .arg(&snapshot)
+        .arg("--out")
+        .arg(&rows)
+        .env("NOSY_SECRET", "the host's environment")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"the host's stdin\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let seen: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&rows).unwrap().trim()).unwrap();
+    assert_eq!(
+        seen["data"],
+        // No working directory is given: the guest's standard library says
+        // `/`, a directory in which it can open nothing.
+        serde_json::json!({"env": [], "args": [], "stdin": "", "cwd": "/"}),
+        "what the plugin saw"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "the plugin's stdout reached the host's"
+    );
+    assert!(
+        !stderr.contains("nosy-"),
+        "the plugin's output reached the host's: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_time_budget_is_summed_over_the_calls_of_one_transform() {
+    // Three pushes of 200 ms each: no single call reaches 500 ms, together
+    // they pass it.
+    let limits = PluginLimits {
+        timeout: Duration::from_millis(500),
+        ..PluginLimits::default()
+    };
+    let (err, _) = run_variant("slow", limits).await;
+    assert!(
+        matches!(
+            err,
+            PluginError::Trapped {
+                cause: TrapCause::Deadline(_),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // With room for all three, the same plugin finishes.
+    let plugin = support::host(PluginLimits {
+        timeout: Duration::from_secs(10),
+        ..PluginLimits::default()
+    })
+    .load(&PluginSource::Path(support::test_plugin("slow")), None)
+    .await
+    .unwrap();
+    support::transform(&plugin, &[r#"{"items":[]}"#], &[r#"{"items":[]}"#])
+        .await
+        .unwrap();
+}
+
+#[test]
+fn the_plugins_log_lines_are_tagged_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("snap");
+    support::write_snapshot(
+        &snapshot,
+        &[r#"{"items":[{"product_id":1,"product_balance":null}]}"#],
+        &[r#"{"items":[{"product_id":1}]}"#],
+    );
+    let out = support::bin()
+        .args(["plugin", "run", "--from"])
+        .arg(&snapshot)
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let warnings: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|l: &serde_json::Value| l["severity"] == "WARNING")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0]["plugin"], "bitcram-transform");
+    assert_eq!(
+        warnings[0]["message"],
+        "1 stock items had a null product_balance; loaded as 0"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        r#"{"id":"1","stock":0,"data":{}}"#,
+        "the null balance is loaded as 0"
+    );
+}

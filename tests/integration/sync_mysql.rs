@@ -372,6 +372,11 @@ async fn bad_rows_from_a_plugin_are_refused_with_nothing_committed() {
             "1\t{}\n2\t{\"a\":\n".to_owned(),
             "product 2: data is not valid JSON",
         ),
+        // The summary-count guard: the rows returned must be those announced.
+        (
+            "1\t{}\n2\t{}\n#lie\n".to_owned(),
+            "produced an invalid row: its summary announced 3 rows but it returned 2",
+        ),
     ];
     for (price_list, expected) in cases {
         let dir = tempfile::tempdir().unwrap();

@@ -295,9 +295,18 @@ impl PluginHost {
             .bitcram_transform_transformer()
             .call_info(&mut store)
             .await;
+        // `info()` is part of the gate: a plugin that cannot say who it is
+        // is refused (exit 3), with what went wrong.
         let info = match info {
             Ok(info) => info,
-            Err(e) => return Err(classify(&store, e, &plugin.identity.to_string())),
+            Err(e) => {
+                let failure = classify(&store, e, &plugin.identity.to_string());
+                let why = match &failure {
+                    PluginError::Trapped { cause, .. } => cause.to_string(),
+                    other => other.to_string(),
+                };
+                return Err(refused(format!("its `info` failed: {why}")));
+            }
         };
         if info.name.trim().is_empty() {
             return Err(refused("its `info` returned an empty name".to_owned()));

@@ -8,13 +8,27 @@
 //!   `wasi:filesystem` (the gate must refuse it before it runs);
 //! - `future`: built against `bitcram:transform@0.2.0` (refused at the gate);
 //! - `rogue`: runs, but emits the rows its price-list page spells out, one
-//!   per line as `id<TAB>data`, unchecked (the host must refuse bad rows).
+//!   per line as `id<TAB>data`, unchecked (the host must refuse bad rows); a
+//!   line `#lie` makes its summary announce one row more than it returns;
+//! - `nosy`: looks at its environment, arguments and stdin, writes to its
+//!   stdout and stderr, and returns one row saying what it saw (the
+//!   sandbox must show it nothing);
+//! - `slow`: each `push` busy-waits 200 ms (the time budget is summed over
+//!   calls, so several pushes together run out of it);
+//! - `badinfo`: `info()` panics (the gate must refuse it);
+//! - `mistyped`: imports `bitcram:transform/log` with the wrong type (the
+//!   gate's type check must refuse it).
 //!
 //! Natively the crate is empty: it only exists as components.
 
 #![cfg(target_arch = "wasm32")]
 
-#[cfg(not(any(feature = "future", feature = "rogue")))]
+#[cfg(not(any(
+    feature = "future",
+    feature = "rogue",
+    feature = "nosy",
+    feature = "mistyped"
+)))]
 mod current {
     wit_bindgen::generate!({
         path: "../../wit",
@@ -30,6 +44,9 @@ mod current {
         type Transform = Misbehaving;
 
         fn info() -> PluginInfo {
+            #[cfg(feature = "badinfo")]
+            panic!("info() of test-{} fails on purpose", super::VARIANT);
+            #[cfg(not(feature = "badinfo"))]
             PluginInfo {
                 name: format!("test-{}", super::VARIANT),
                 version: "0.0.0".to_owned(),
@@ -93,6 +110,21 @@ fn misbehave(_page: &[u8]) {
     panic!("test plugin panicked on purpose");
 }
 
+#[cfg(feature = "slow")]
+const VARIANT: &str = "slow";
+#[cfg(feature = "slow")]
+fn misbehave(_page: &[u8]) {
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_millis(200) {
+        std::hint::spin_loop();
+    }
+}
+
+#[cfg(feature = "badinfo")]
+const VARIANT: &str = "badinfo";
+#[cfg(feature = "badinfo")]
+fn misbehave(_page: &[u8]) {}
+
 #[cfg(feature = "sneaky")]
 const VARIANT: &str = "sneaky";
 #[cfg(feature = "sneaky")]
@@ -125,17 +157,23 @@ mod rogue {
         }
     }
 
-    struct Rogue(RefCell<Vec<Row>>);
+    /// The rows not yet taken, and how many its summary announces.
+    struct Rogue(RefCell<Vec<Row>>, RefCell<u64>);
 
     impl GuestTransform for Rogue {
         fn new(_context: RunContext) -> Self {
-            Rogue(RefCell::new(Vec::new()))
+            Rogue(RefCell::new(Vec::new()), RefCell::new(0))
         }
 
         fn push(&self, source: Source, page: Vec<u8>) -> Result<(), TransformError> {
             if source == Source::PriceList {
                 let text = String::from_utf8_lossy(&page);
                 for line in text.lines().filter(|l| !l.is_empty()) {
+                    // Counted here: the host may take rows before `finish`.
+                    *self.1.borrow_mut() += 1;
+                    if line == "#lie" {
+                        continue;
+                    }
                     let (id, data) = line.split_once('\t').unwrap_or((line, "{}"));
                     self.0.borrow_mut().push(Row {
                         id: id.to_owned(),
@@ -148,7 +186,7 @@ mod rogue {
         }
 
         fn finish(&self) -> Result<Summary, TransformError> {
-            let rows = self.0.borrow().len() as u64;
+            let rows = *self.1.borrow();
             Ok(Summary {
                 price_list_items: rows,
                 stock_items: 0,
@@ -188,6 +226,138 @@ mod future {
     impl exports::bitcram::transform::transformer::Guest for Plugin {
         fn info() -> String {
             "test-future".to_owned()
+        }
+    }
+
+    export!(Plugin);
+}
+
+#[cfg(feature = "nosy")]
+mod nosy {
+    use std::cell::RefCell;
+    use std::io::{Read as _, Write as _};
+
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "transform",
+    });
+
+    use bitcram::transform::types::{Row, RunContext, Source, Summary, TransformError};
+    use exports::bitcram::transform::transformer::{Guest, GuestTransform, PluginInfo};
+
+    struct Plugin;
+
+    impl Guest for Plugin {
+        type Transform = Nosy;
+
+        fn info() -> PluginInfo {
+            PluginInfo {
+                name: "test-nosy".to_owned(),
+                version: "0.0.0".to_owned(),
+            }
+        }
+    }
+
+    /// The row it will return, and whether it made one.
+    struct Nosy(RefCell<Option<Row>>, RefCell<u64>);
+
+    /// A JSON string of `text`.
+    fn quoted(text: &str) -> String {
+        let mut out = String::from("\"");
+        for c in text.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    fn list(items: impl Iterator<Item = String>) -> String {
+        format!(
+            "[{}]",
+            items.map(|i| quoted(&i)).collect::<Vec<_>>().join(",")
+        )
+    }
+
+    impl GuestTransform for Nosy {
+        fn new(_context: RunContext) -> Self {
+            Nosy(RefCell::new(None), RefCell::new(0))
+        }
+
+        fn push(&self, source: Source, _page: Vec<u8>) -> Result<(), TransformError> {
+            if source != Source::PriceList {
+                return Ok(());
+            }
+            let _ = writeln!(std::io::stdout(), "nosy-stdout-marker");
+            let _ = writeln!(std::io::stderr(), "nosy-stderr-marker");
+            let env = list(std::env::vars().map(|(k, v)| format!("{k}={v}")));
+            let args = list(std::env::args());
+            let mut stdin = String::new();
+            let _ = std::io::stdin().read_to_string(&mut stdin);
+            let cwd = std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default();
+            *self.1.borrow_mut() = 1;
+            *self.0.borrow_mut() = Some(Row {
+                id: "seen".to_owned(),
+                data: format!(
+                    r#"{{"env":{env},"args":{args},"stdin":{},"cwd":{}}}"#,
+                    quoted(&stdin),
+                    quoted(&cwd)
+                ),
+                stock: 0,
+            });
+            Ok(())
+        }
+
+        fn finish(&self) -> Result<Summary, TransformError> {
+            Ok(Summary {
+                price_list_items: 1,
+                stock_items: 0,
+                dropped_stock_items: 0,
+                rows: *self.1.borrow(),
+            })
+        }
+
+        fn next_batch(&self, _max_rows: u32) -> Result<Vec<Row>, TransformError> {
+            Ok(self.0.borrow_mut().take().into_iter().collect())
+        }
+    }
+
+    export!(Plugin);
+}
+
+#[cfg(feature = "mistyped")]
+mod mistyped {
+    wit_bindgen::generate!({
+        inline: r#"
+            package bitcram:transform@0.1.0;
+
+            interface log {
+                log: func(message: u32);
+            }
+
+            interface transformer {
+                info: func() -> string;
+            }
+
+            world transform {
+                import log;
+                export transformer;
+            }
+        "#,
+    });
+
+    struct Plugin;
+
+    impl exports::bitcram::transform::transformer::Guest for Plugin {
+        fn info() -> String {
+            bitcram::transform::log::log(7);
+            "test-mistyped".to_owned()
         }
     }
 
