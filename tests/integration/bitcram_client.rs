@@ -418,3 +418,15 @@ async fn a_redirect_to_another_host_is_not_followed() {
         "{message}"
     );
 }
+
+#[test]
+fn the_runs_client_settings_are_the_documented_defaults() {
+    // What `sync` and `snapshot` use (README: 10 s to connect, 120 s in all,
+    // 5 attempts with backoff from 0.5 s).
+    let config = bitcram_sync::config::bitcram_config("https://shop.example", false).unwrap();
+    assert_eq!(config.connect_timeout, Duration::from_secs(10));
+    assert_eq!(config.request_timeout, Duration::from_secs(120));
+    assert_eq!(config.max_attempts, 5);
+    assert_eq!(config.retry_base_delay, Duration::from_millis(500));
+    assert!(!config.allow_insecure_http);
+}

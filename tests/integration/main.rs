@@ -18,6 +18,9 @@
 //!   Manager servers into MariaDB, and where the token may not go;
 //! - `sync_mysql`: `sync --from` and `db init` against a real MariaDB: both
 //!   modes, the all-or-nothing transaction, the guards, the dry run;
+//! - `failures`: whatever fails (a trapping plugin, a damaged snapshot, a
+//!   post-load statement, on MariaDB and SQLite), rows, stamps and the state
+//!   record stay as they were; snapshots of several pages;
 //! - `load_steps`: a failed load names its step (delete, insert chunk N,
 //!   commit) and changes nothing; the chunk limits;
 //! - `post_load`: post-load statements that would end the load's
@@ -33,6 +36,7 @@ mod bitcram_client;
 mod cli_plugin;
 mod cli_run;
 mod cli_settings;
+mod failures;
 mod load_steps;
 mod plugin_gate;
 mod plugin_sandbox;

@@ -302,3 +302,48 @@ async fn a_statement_that_ends_the_transaction_anyway_is_caught_before_commit() 
     }
     db.drop_now().await;
 }
+
+#[tokio::test]
+async fn a_procedure_whose_body_the_user_may_not_read_is_refused_until_granted() {
+    let (db, old) = seeded(&[1, 2, 3]).await;
+    let user = format!("bitcram_nobody_{}", std::process::id());
+    db.create_user(&user, "pw-nobody").await;
+    let dir = tempfile::tempdir().unwrap();
+    snapshot(dir.path(), &[1, 2, 3, 4], &[]);
+    let run = || {
+        support::bin()
+            .args(["sync", "--from"])
+            .arg(dir.path())
+            .args(["--database-url", &db.url_as(&user, "pw-nobody")])
+            .args(["--post-load-sql", "CALL update_mirror()"])
+            .output()
+            .unwrap()
+    };
+    // The job's user has every privilege on the database, but did not
+    // define the procedure: its body is hidden, so it cannot be checked.
+    let out = run();
+    assert_eq!(out.status.code(), Some(1));
+    let error = error_line(&out);
+    assert!(
+        error.contains(&format!(
+            "post-load statement 1 (`CALL update_mirror()`): the body of procedure {}.update_mirror \
+             cannot be read by this database user, so it cannot be checked: make the user its \
+             definer, or grant it SHOW_ROUTINE (MySQL 8) or SELECT on mysql.proc (MariaDB)",
+            db.name
+        )),
+        "{error}"
+    );
+    assert_eq!(db.rows("raw_item_data").await, old);
+    // With the grant the README gives, the same run loads.
+    db.grant_reading_procedures(&user).await;
+    let out = run();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(db.rows("raw_item_data").await.len(), 4);
+    assert_eq!(db.rows("mirror").await.len(), 4);
+    db.drop_user(&user).await;
+    db.drop_now().await;
+}

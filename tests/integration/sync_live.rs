@@ -336,3 +336,152 @@ async fn a_snapshot_stores_the_bodies_as_received_and_replays_offline() {
         "the rows a live sync of these bodies loads (see the first test)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bitcram_token_wins_over_secret_manager() {
+    let server = bitcram().await;
+    let secrets = FakeServer::start().await;
+    secrets.script(
+        &secret_access_path("acme", "bitcram-token", "latest"),
+        [secret_reply(
+            "projects/acme/secrets/bitcram-token/versions/1",
+            b"the-other-token",
+            Some(crc32c::crc32c(b"the-other-token")),
+        )],
+    );
+    let db = TestDb::new().await;
+    let mut cmd = live_sync(&server, &db);
+    cmd.env("BITCRAM_TOKEN", TOKEN)
+        .env("PROJECT_ID", "acme")
+        .env("SECRET_ID", "bitcram-token")
+        .env("SECRET_MANAGER_ENDPOINT", secrets.url());
+    let out = run(cmd).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.assert_documented_calls(TOKEN, "3", 5);
+    assert!(secrets.requests().is_empty(), "Secret Manager was asked");
+    db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_call_is_tried_five_times_by_default() {
+    let server = FakeServer::start().await;
+    server.script(CHECKOUTS, [Reply::ok(CHECKOUT_BODY)]);
+    server.script(STOCK, [Reply::ok(STOCK_BODY)]);
+    server.script(
+        PRICE_LIST,
+        (0..6).map(|_| Reply::json(503, r#"{"error":"busy"}"#)),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = support::bin();
+    cmd.args(["snapshot", "--out"])
+        .arg(dir.path().join("snap"))
+        .env("URL_BITCRAM", server.url())
+        .env("CHECKOUT", "3")
+        .env("BITCRAM_TOKEN", TOKEN);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("503"), "{stderr}");
+    assert_eq!(server.requests_to(PRICE_LIST).len(), 5, "{stderr}");
+    // Exponential backoff from 0.5 s: 0.5 + 1 + 2 + 4 s between the tries,
+    // each with jitter.
+    let tries = server.requests_to(PRICE_LIST);
+    let spread = tries[4].at - tries[0].at;
+    assert!(
+        spread >= std::time::Duration::from_secs(3),
+        "retried within {spread:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_password_appears_nowhere() {
+    let db = TestDb::new().await;
+    let user = format!("bitcram_pw_{}", std::process::id());
+    let password = "pw-7f3a9c1e";
+    db.create_user(&user, password).await;
+    // MariaDB's grant for reading the bodies of procedures one did not
+    // define (the post-load check reads `update_mirror`'s).
+    db.grant_reading_procedures(&user).await;
+    let work = tempfile::tempdir().unwrap();
+    support::write_snapshot(
+        &work.path().join("snap"),
+        &[],
+        &[r#"{"items":[{"product_id":1}]}"#],
+    );
+    let good = db.url_as(&user, password);
+    let wrong = "wrong-2d9e4b";
+    let bad = db.url_as(&user, wrong);
+    for format in ["human", "json"] {
+        for (url, succeeds) in [(&good, true), (&bad, false)] {
+            let report = work.path().join(format!("report-{format}-{succeeds}.json"));
+            let mut cmd = support::bin();
+            cmd.current_dir(work.path())
+                .args([
+                    "sync",
+                    "--from",
+                    "snap",
+                    "--post-load-sql",
+                    "CALL update_mirror()",
+                ])
+                .arg("--report")
+                .arg(&report)
+                .env("DATABASE_URL", url)
+                .env("RUST_LOG", "trace")
+                .env("LOG_FORMAT", format);
+            let out = run(cmd).await;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.success(), succeeds, "{format}: {stderr}");
+            if !succeeds {
+                assert!(stderr.contains("Access denied"), "{stderr}");
+            }
+            for text in [
+                stderr.into_owned(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            ] {
+                assert!(
+                    !text.contains(password) && !text.contains(wrong),
+                    "{format}: a password leaked"
+                );
+            }
+        }
+    }
+    // Cloud SQL's settings: the password comes from PASSWORD_DB only.
+    let out = run({
+        let mut cmd = support::bin();
+        cmd.current_dir(work.path())
+            .args([
+                "sync",
+                "--from",
+                "snap",
+                "--cloud-sql-socket-dir",
+                "/nonexistent",
+            ])
+            .env("INSTANCE_DB", "acme:europe-west1:main")
+            .env("USER_DB", &user)
+            .env("PASSWORD_DB", password)
+            .env("RUST_LOG", "trace");
+        cmd
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(password));
+    for file in support::files(work.path()) {
+        let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).into_owned();
+        assert!(
+            !text.contains(password) && !text.contains(wrong),
+            "a password leaked into {}",
+            file.display()
+        );
+    }
+    assert_eq!(
+        db.rows("raw_item_data").await.len(),
+        1,
+        "the run with the right password loaded"
+    );
+    db.drop_user(&user).await;
+    db.drop_now().await;
+}

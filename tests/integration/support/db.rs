@@ -82,6 +82,46 @@ impl TestDb {
             .unwrap()
     }
 
+    /// A user `user`@`%` with `password` and every privilege on this
+    /// database (users are server-wide: drop it with [`TestDb::drop_user`]).
+    pub async fn create_user(&self, user: &str, password: &str) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY '{password}'; \
+             GRANT ALL ON `{}`.* TO '{user}'@'%'",
+            self.name
+        )))
+        .execute(&self.pool)
+        .await
+        .unwrap();
+    }
+
+    /// What README.md tells MariaDB users to grant so that the job can read
+    /// the bodies of procedures it did not define.
+    pub async fn grant_reading_procedures(&self, user: &str) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "GRANT SELECT ON mysql.proc TO '{user}'@'%'"
+        )))
+        .execute(&self.pool)
+        .await
+        .unwrap();
+    }
+
+    pub async fn drop_user(&self, user: &str) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP USER IF EXISTS '{user}'@'%'"
+        )))
+        .execute(&self.pool)
+        .await
+        .unwrap();
+    }
+
+    /// `mysql://user:password@host:port/<name>`.
+    pub fn url_as(&self, user: &str, password: &str) -> String {
+        let server = server_url();
+        let host = server.rsplit('@').next().unwrap();
+        format!("mysql://{user}:{password}@{host}/{}", self.name)
+    }
+
     /// Kills every connection to the database but the one asking (the
     /// pool reconnects): the loader's, mid-transaction.
     pub async fn kill_other_connections(&self) {
