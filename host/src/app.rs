@@ -9,15 +9,14 @@ use anyhow::Context as _;
 
 use crate::cli::{BitcramArgs, Cli, Command, DbCommand, PluginCommand, PluginOptions, SyncArgs};
 use crate::config::{self, SqliteFile};
+use crate::extract::Input;
 use crate::extract::LiveInput;
 use crate::load::create_table;
-use crate::plugin::{
-    CompileCache, Plugin, PluginError, PluginHost, PluginLimits, PluginSource, Row,
-    format_synced_at,
-};
+use crate::model::{Row, format_synced_at};
+use crate::plugin::{CompileCache, Plugin, PluginError, PluginHost, PluginLimits, PluginSource};
 use crate::report::FailedRun;
 use crate::snapshot::Snapshot;
-use crate::sync::{Input, SyncJob, run_sync};
+use crate::sync::{SyncJob, run_sync};
 use crate::transform::{RowSink, TransformFailure, run_transform};
 
 /// The exit statuses documented in `--help` and README.md.
@@ -408,7 +407,7 @@ pub async fn transform_snapshot<S: RowSink>(
     let context = snapshot
         .run_info()
         .run_context(format_synced_at(time::OffsetDateTime::now_utc()));
-    let pages = crate::sync::snapshot_pages(snapshot.clone());
+    let pages = crate::snapshot::pages(snapshot.clone());
     Ok(run_transform(plugin, &context, futures_util::stream::iter(pages), sink).await?)
 }
 

@@ -9,11 +9,17 @@ use futures_util::StreamExt as _;
 use futures_util::stream::{self, BoxStream};
 
 use crate::bitcram::{BitcramClient, BitcramConfig, Download, PendingList};
-use crate::load::BodyDigest;
-use crate::plugin::Source;
+use crate::model::{BodyDigest, RunInfo, Source, format_synced_at};
 use crate::secrets::{SecretRef, Token};
-use crate::snapshot::{BodySource, RunInfo};
-use crate::sync::Input;
+use crate::snapshot::Snapshot;
+
+/// Where the bodies come from.
+pub enum Input {
+    /// A snapshot directory (`sync --from`).
+    Snapshot(Snapshot),
+    /// Bitcram itself.
+    Live(Box<LiveInput>),
+}
 
 /// Where the token comes from.
 pub enum TokenSource {
@@ -52,17 +58,8 @@ pub async fn extract(input: Input) -> anyhow::Result<Extracted> {
             run_info: snapshot.run_info(),
             // The manifest's digests: each body is checked against its own
             // when it is read.
-            bodies: snapshot
-                .manifest()
-                .bodies
-                .iter()
-                .map(|entry| BodyDigest {
-                    source: entry.source,
-                    page: entry.page,
-                    sha256: entry.sha256.clone(),
-                })
-                .collect(),
-            pages: stream::iter(crate::sync::snapshot_pages(snapshot)).boxed(),
+            bodies: crate::snapshot::digests(snapshot.manifest()),
+            pages: stream::iter(crate::snapshot::pages(snapshot)).boxed(),
             kind: "snapshot",
             secrets_ms: 0,
             extract_ms: 0,
@@ -78,9 +75,9 @@ pub async fn extract(input: Input) -> anyhow::Result<Extracted> {
             // The input key needs every body's digest; the lists' envelope
             // checks run meanwhile, on other threads.
             let bodies = [
-                (BodySource::Checkout, checkout.clone()),
-                (BodySource::Stock, stock.unchecked_body().clone()),
-                (BodySource::PriceList, price_list.unchecked_body().clone()),
+                (Source::Checkout, checkout.clone()),
+                (Source::Stock, stock.unchecked_body().clone()),
+                (Source::PriceList, price_list.unchecked_body().clone()),
             ];
             let digests = tokio::task::spawn_blocking(move || {
                 crate::snapshot::digest_bodies(
@@ -126,7 +123,7 @@ async fn download_live(live: LiveInput) -> anyhow::Result<(Download, RunInfo, u6
     let download = client.download(&live.checkout_number).await?;
     let extract_ms = extract_started.elapsed().as_millis() as u64;
     let run_info = RunInfo {
-        created_at: crate::plugin::format_synced_at(time::OffsetDateTime::now_utc()),
+        created_at: format_synced_at(time::OffsetDateTime::now_utc()),
         bitcram_url,
         checkout_number: live.checkout_number,
         checkout_id: download.checkout.id,
@@ -146,9 +143,9 @@ pub async fn write_snapshot(
         dir,
         &run_info,
         [
-            (BodySource::Checkout, extract.checkout.body.as_slice()),
-            (BodySource::Stock, extract.stock.as_slice()),
-            (BodySource::PriceList, extract.price_list.as_slice()),
+            (Source::Checkout, extract.checkout.body.as_slice()),
+            (Source::Stock, extract.stock.as_slice()),
+            (Source::PriceList, extract.price_list.as_slice()),
         ],
     )
 }

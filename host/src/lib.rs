@@ -14,7 +14,8 @@
 //! - [`load`]: the all-or-nothing load transaction;
 //! - [`sync`]: one sync, end to end;
 //! - [`report`]: the run report;
-//! - [`snapshot`]: the raw API bodies of one run, on disk.
+//! - [`snapshot`]: the raw API bodies of one run, on disk;
+//! - [`model`]: what every stage shares (sources, rows, the run's context).
 
 pub mod app;
 pub mod bitcram;
@@ -23,6 +24,7 @@ pub mod config;
 pub mod extract;
 pub mod load;
 pub mod logging;
+pub mod model;
 pub mod plugin;
 pub mod report;
 pub mod secrets;

@@ -87,7 +87,7 @@ where
             severity(*event.metadata().level()).into(),
         );
         let now = time::OffsetDateTime::now_utc();
-        entry.insert("time".into(), crate::plugin::format_synced_at(now).into());
+        entry.insert("time".into(), crate::model::format_synced_at(now).into());
 
         // Span fields first (outermost to innermost), so the event's own
         // fields win on a clash.

@@ -20,8 +20,7 @@ use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::load::BodyDigest;
-use crate::plugin::{RunContext, Source};
+use crate::model::{BodyDigest, RunInfo, Source};
 
 /// The `format` value of manifests this version reads and writes.
 pub const FORMAT: &str = "bitcram-sync-snapshot/1";
@@ -49,7 +48,7 @@ pub struct Manifest {
 /// One stored body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BodyEntry {
-    pub source: BodySource,
+    pub source: Source,
     /// The page within its source, from 0.
     pub page: u32,
     /// The file name, relative to the snapshot directory.
@@ -60,63 +59,10 @@ pub struct BodyEntry {
     pub sha256: String,
 }
 
-/// Which API call a body answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BodySource {
-    Checkout,
-    Stock,
-    PriceList,
-}
-
-impl BodySource {
-    pub fn name(self) -> &'static str {
-        match self {
-            BodySource::Checkout => "checkout",
-            BodySource::Stock => "stock",
-            BodySource::PriceList => "price-list",
-        }
-    }
-}
-
-impl From<BodySource> for Source {
-    fn from(source: BodySource) -> Self {
-        match source {
-            BodySource::Checkout => Source::Checkout,
-            BodySource::Stock => Source::Stock,
-            BodySource::PriceList => Source::PriceList,
-        }
-    }
-}
-
-/// Everything about a run except its bodies.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunInfo {
-    pub created_at: String,
-    pub bitcram_url: String,
-    pub checkout_number: String,
-    pub checkout_id: u64,
-    pub warehouse_id: u64,
-}
-
-impl RunInfo {
-    /// The transform's context, stamped with `synced_at`.
-    pub fn run_context(&self, synced_at: String) -> RunContext {
-        RunContext {
-            checkout_number: self.checkout_number.clone(),
-            checkout_id: self.checkout_id,
-            warehouse_id: self.warehouse_id,
-            synced_at,
-        }
-    }
-}
-
 /// Each body's sha256, numbering the pages of each source from 0 in the
 /// order given: how a snapshot names and lists them, and the run's input key
 /// sees them.
-pub fn digest_bodies<'a>(
-    bodies: impl IntoIterator<Item = (BodySource, &'a [u8])>,
-) -> Vec<BodyDigest> {
+pub fn digest_bodies<'a>(bodies: impl IntoIterator<Item = (Source, &'a [u8])>) -> Vec<BodyDigest> {
     let mut digests: Vec<BodyDigest> = Vec::new();
     for (source, body) in bodies {
         let page = digests.iter().filter(|d| d.source == source).count() as u32;
@@ -135,11 +81,11 @@ pub fn digest_bodies<'a>(
 pub fn write<'a>(
     dir: &Path,
     info: &RunInfo,
-    bodies: impl IntoIterator<Item = (BodySource, &'a [u8])>,
+    bodies: impl IntoIterator<Item = (Source, &'a [u8])>,
 ) -> anyhow::Result<Manifest> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating the snapshot directory {}", dir.display()))?;
-    let bodies: Vec<(BodySource, &[u8])> = bodies.into_iter().collect();
+    let bodies: Vec<(Source, &[u8])> = bodies.into_iter().collect();
     let mut entries: Vec<BodyEntry> = Vec::with_capacity(bodies.len());
     for (digest, (_, body)) in digest_bodies(bodies.iter().copied())
         .into_iter()
@@ -200,7 +146,7 @@ impl Snapshot {
                 manifest.format
             );
         }
-        let mut previous: Option<(BodySource, u32)> = None;
+        let mut previous: Option<(Source, u32)> = None;
         for entry in &manifest.bodies {
             let file = Path::new(&entry.file);
             if file.components().count() != 1
@@ -227,7 +173,7 @@ impl Snapshot {
         if !manifest
             .bodies
             .iter()
-            .any(|e| e.source == BodySource::PriceList)
+            .any(|e| e.source == Source::PriceList)
         {
             bail!(
                 "snapshot manifest {} lists no price-list body",
@@ -278,4 +224,30 @@ impl Snapshot {
         }
         Ok(body)
     }
+}
+
+/// The pages of a snapshot in the order the transform takes them, each read
+/// (and checked against the manifest) only when it is asked for.
+pub fn pages(
+    snapshot: Snapshot,
+) -> impl Iterator<Item = anyhow::Result<(Source, bytes::Bytes)>> + Send {
+    let entries = snapshot.manifest().bodies.clone();
+    entries.into_iter().map(move |entry| {
+        snapshot
+            .read_body(&entry)
+            .map(|body| (entry.source, body.into()))
+    })
+}
+
+/// Each body's digest, as the manifest records it.
+pub fn digests(manifest: &Manifest) -> Vec<BodyDigest> {
+    manifest
+        .bodies
+        .iter()
+        .map(|entry| BodyDigest {
+            source: entry.source,
+            page: entry.page,
+            sha256: entry.sha256.clone(),
+        })
+        .collect()
 }

@@ -7,11 +7,11 @@ use std::time::Instant;
 use anyhow::{Context as _, anyhow};
 use tokio::sync::mpsc;
 
-use crate::extract::Extracted;
+use crate::extract::{Extracted, Input};
 use crate::load::{DatabaseTarget, InputRecord, LoadReport, LoadSettings, Loader};
-use crate::plugin::{Plugin, Row, Source, format_synced_at};
+use crate::model::{Row, format_synced_at};
+use crate::plugin::Plugin;
 use crate::report::{Phases, RunReport, SourceReport};
-use crate::snapshot::Snapshot;
 use crate::transform::{RowSink, TransformFailure, TransformReport, run_transform};
 
 /// Batches in flight between the transform and the database writer: enough
@@ -19,14 +19,6 @@ use crate::transform::{RowSink, TransformFailure, TransformReport, run_transform
 const WRITER_QUEUE_BATCHES: usize = 4;
 /// On a terminal, a progress line every this many rows.
 const PROGRESS_EVERY_ROWS: usize = 20_000;
-
-/// Where the bodies come from.
-pub enum Input {
-    /// A snapshot directory (`sync --from`).
-    Snapshot(Snapshot),
-    /// Bitcram itself.
-    Live(Box<crate::extract::LiveInput>),
-}
 
 /// A checked sync, ready to run.
 pub struct SyncJob {
@@ -237,16 +229,4 @@ impl RowSink for ChannelSink {
             .await
             .map_err(|_| anyhow!("the database writer stopped"))
     }
-}
-
-/// The pages of a snapshot, read one file at a time.
-pub fn snapshot_pages(
-    snapshot: Snapshot,
-) -> impl Iterator<Item = anyhow::Result<(Source, bytes::Bytes)>> + Send {
-    let entries = snapshot.manifest().bodies.clone();
-    entries.into_iter().map(move |entry| {
-        snapshot
-            .read_body(&entry)
-            .map(|body| (Source::from(entry.source), body.into()))
-    })
 }

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::{Stream, StreamExt as _};
 
-use crate::plugin::{Plugin, PluginError, Row, RunContext, Source, Summary};
+use crate::model::{Row, RunContext, Source};
+use crate::plugin::{Plugin, PluginError, Summary};
 
 /// Rows asked of the plugin per `next-batch` call.
 pub const BATCH_ROWS: u32 = 1000;

@@ -22,7 +22,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use bitcram_sync::snapshot::{BodySource, RunInfo};
+use bitcram_sync::model::{RunInfo, Source};
 use sqlx::{Executor as _, MySqlPool};
 
 use common::{Bodies, Measured, mb, median, ms, verdict};
@@ -222,9 +222,9 @@ fn write_snapshot(dir: &Path, bodies: &Bodies) -> anyhow::Result<()> {
         dir,
         &info,
         [
-            (BodySource::Checkout, bodies.checkout.as_slice()),
-            (BodySource::Stock, bodies.stock.as_slice()),
-            (BodySource::PriceList, bodies.price_list.as_slice()),
+            (Source::Checkout, bodies.checkout.as_slice()),
+            (Source::Stock, bodies.stock.as_slice()),
+            (Source::PriceList, bodies.price_list.as_slice()),
         ],
     )?;
     Ok(())

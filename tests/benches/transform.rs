@@ -11,9 +11,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use bitcram_sync::model::{Row, RunContext, Source};
 use bitcram_sync::plugin::{
-    CacheOutcome, CompileCache, DEFAULT_PLUGIN, PluginHost, PluginLimits, PluginSource, Row,
-    RunContext, Source,
+    CacheOutcome, CompileCache, DEFAULT_PLUGIN, PluginHost, PluginLimits, PluginSource,
 };
 use bitcram_sync::transform::{RowSink, run_transform};
 use sha2::{Digest as _, Sha256};

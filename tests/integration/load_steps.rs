@@ -4,7 +4,7 @@
 //! `data` per `INSERT`), which show in the chunk numbers.
 
 use bitcram_sync::load::{DatabaseTarget, LoadSettings, Loader, PostLoadWhen, SyncMode, TableName};
-use bitcram_sync::plugin::Row;
+use bitcram_sync::model::Row;
 
 use crate::support::sync_run::{error_line, seeded, sync};
 use crate::support::{self};

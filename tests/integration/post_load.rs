@@ -4,7 +4,7 @@
 //! (through the loader, with a procedure redefined after the check).
 
 use bitcram_sync::load::{DatabaseTarget, LoadSettings, Loader, PostLoadWhen, SyncMode, TableName};
-use bitcram_sync::plugin::Row;
+use bitcram_sync::model::Row;
 
 use crate::support::db::TestDb;
 use crate::support::sync_run::{error_line, seeded, snapshot};

@@ -436,7 +436,7 @@ async fn a_killed_connection_mid_load_leaves_the_old_rows() {
     use bitcram_sync::load::{
         DatabaseTarget, LoadSettings, Loader, PostLoadWhen, SyncMode, TableName,
     };
-    use bitcram_sync::plugin::Row;
+    use bitcram_sync::model::Row;
 
     let (db, old) = seeded(&[1, 2, 3]).await;
     for mode in [SyncMode::Replace, SyncMode::Diff] {

@@ -3,7 +3,8 @@
 //! rows, counts and errors. A few cases also pin the expected output, so that
 //! both sides cannot drift together unnoticed.
 
-use bitcram_sync::plugin::{GuestError, PluginError, PluginSource, Source};
+use bitcram_sync::model::Source;
+use bitcram_sync::plugin::{GuestError, GuestSource, PluginError, PluginSource};
 use bitcram_sync::transform::TransformFailure;
 
 use crate::support;
@@ -170,7 +171,7 @@ async fn component(
     stock: &[&str],
     price_list: &[&str],
 ) -> Outcome {
-    let source = |s: Source| bitcram_sync::plugin::source_name(s).to_owned();
+    let source = |s: GuestSource| Source::from(s).name().to_owned();
     match support::transform(plugin, stock, price_list).await {
         Ok((rows, report)) => {
             let s = report.summary;
@@ -275,7 +276,7 @@ async fn guest_errors_arrive_with_their_variant_and_the_plugin_named() {
         panic!("expected a guest error, got {err}");
     };
     assert!(
-        matches!(error, GuestError::DuplicateKey(d) if d.product_id == "1" && d.source == Source::PriceList),
+        matches!(error, GuestError::DuplicateKey(d) if d.product_id == "1" && Source::from(d.source) == Source::PriceList),
         "{error:?}"
     );
     assert!(who.starts_with("bitcram-transform 0.1.0 (sha256 "), "{who}");
@@ -291,7 +292,7 @@ async fn guest_errors_arrive_with_their_variant_and_the_plugin_named() {
 struct BatchSizes(Vec<usize>, u64);
 
 impl bitcram_sync::transform::RowSink for BatchSizes {
-    async fn accept(&mut self, rows: Vec<bitcram_sync::plugin::Row>) -> anyhow::Result<()> {
+    async fn accept(&mut self, rows: Vec<bitcram_sync::model::Row>) -> anyhow::Result<()> {
         self.0.push(rows.len());
         self.1 += rows.iter().filter(|r| r.id.parse::<u64>().is_ok()).count() as u64;
         Ok(())

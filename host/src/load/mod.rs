@@ -25,12 +25,12 @@ pub use post_load::{
     Flavor, Refusal, check_text as check_post_load_text, refusal_message, split_statements,
 };
 pub use state::{
-    BodyDigest, RunRecord, STATE_TABLE, TableDigest, create_state_table, create_state_table_sql,
-    input_key, state_table,
+    RunRecord, STATE_TABLE, TableDigest, create_state_table, create_state_table_sql, input_key,
+    state_table,
 };
 pub use table::{Dialect, TableName, check_table, create_table, create_table_sql};
 
-use crate::plugin::Row;
+use crate::model::{Row, format_sql_datetime};
 use post_load::TransactionMark;
 
 /// Rows per multi-row statement: 4 placeholders a row stays far under MySQL's
@@ -305,7 +305,7 @@ impl Loader {
             tx: Some(tx),
             dialect,
             quoted_table,
-            synced_at_text: format_datetime(settings.synced_at),
+            synced_at_text: format_sql_datetime(settings.synced_at),
             current: Current::Ids(HashMap::new()),
             pending: Vec::with_capacity(CHUNK_ROWS),
             pending_bytes: 0,
@@ -786,16 +786,6 @@ fn hash_canonical(value: &serde_json::Value, hasher: &mut Sha256) {
             }
         }
     }
-}
-
-/// `updated_at` as both MySQL's `DATETIME(6)` and SQLite's text take it.
-pub fn format_datetime(at: time::OffsetDateTime) -> String {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:6]"
-    );
-    at.to_offset(time::UtcOffset::UTC)
-        .format(&format)
-        .expect("a UTC time always formats")
 }
 
 #[cfg(test)]

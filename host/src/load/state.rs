@@ -19,19 +19,10 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row as _};
 
 use super::table::{Dialect, TableName, table_columns};
 use super::{Fingerprint, describe_db_error};
-use crate::snapshot::BodySource;
+use crate::model::BodyDigest;
 
 /// The state table's name, in the target's schema.
 pub const STATE_TABLE: &str = "bitcram_sync_state";
-
-/// One body of a run, as the input key sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BodyDigest {
-    pub source: BodySource,
-    pub page: u32,
-    /// Hex sha256 of the body.
-    pub sha256: String,
-}
 
 /// The input key of a run: which plugin ran on which bodies for which
 /// checkout and warehouse.
@@ -250,12 +241,12 @@ mod tests {
     fn input_keys_change_with_the_plugin_the_ids_and_every_body() {
         let bodies = vec![
             BodyDigest {
-                source: BodySource::Stock,
+                source: crate::model::Source::Stock,
                 page: 0,
                 sha256: "aa".into(),
             },
             BodyDigest {
-                source: BodySource::PriceList,
+                source: crate::model::Source::PriceList,
                 page: 0,
                 sha256: "bb".into(),
             },

@@ -35,9 +35,14 @@ mod bindings {
     });
 }
 
+// The guest's errors and summary are the plugin's own vocabulary; a
+// `GuestSource` in them converts into [`Source`].
 pub use bindings::bitcram::transform::types::{
-    DuplicateKey, InputError, Row, RunContext, Source, Summary, TransformError as GuestError,
+    DuplicateKey, InputError, Source as GuestSource, Summary, TransformError as GuestError,
 };
+use bindings::bitcram::transform::types::{Row as GuestRow, RunContext as GuestRunContext};
+
+use crate::model::{Row, RunContext, Source};
 use bindings::{Transform as TransformBindings, TransformPre};
 
 /// The WIT package whose `transformer` interface a plugin must export.
@@ -153,7 +158,7 @@ pub fn describe_guest_error(error: &GuestError) -> String {
     fn input(kind: &str, e: &InputError) -> String {
         let mut s = format!(
             "{kind} in the {} body, page {}",
-            source_name(e.source),
+            Source::from(e.source).name(),
             e.page
         );
         if let Some(item) = e.item {
@@ -173,19 +178,10 @@ pub fn describe_guest_error(error: &GuestError) -> String {
         GuestError::DuplicateKey(d) => format!(
             "duplicate key: product {} occurs more than once in the {} body",
             d.product_id,
-            source_name(d.source)
+            Source::from(d.source).name()
         ),
         GuestError::Protocol(m) => format!("protocol error: {m}"),
         GuestError::Other(m) => m.clone(),
-    }
-}
-
-/// The name of a source as the docs and errors spell it.
-pub fn source_name(source: Source) -> &'static str {
-    match source {
-        Source::Checkout => "checkout",
-        Source::Stock => "stock",
-        Source::PriceList => "price-list",
     }
 }
 
@@ -378,7 +374,7 @@ impl Plugin {
         let resource = guest
             .bitcram_transform_transformer()
             .transform()
-            .call_constructor(&mut store, context)
+            .call_constructor(&mut store, &GuestRunContext::from(context))
             .await;
         store.data_mut().end_call();
         let resource = resource.map_err(|e| classify(&store, e, &self.identity.to_string()))?;
@@ -411,7 +407,7 @@ impl TransformSession {
             .guest
             .bitcram_transform_transformer()
             .transform()
-            .call_push(&mut self.store, self.resource, source, page)
+            .call_push(&mut self.store, self.resource, source.into(), page)
             .await;
         self.settle(result)
     }
@@ -439,7 +435,8 @@ impl TransformSession {
             .transform()
             .call_next_batch(&mut self.store, self.resource, max_rows)
             .await;
-        self.settle(result)
+        let rows = self.settle(result)?;
+        Ok(rows.into_iter().map(Row::from).collect())
     }
 
     /// The largest the plugin's memory grew to, in bytes.
@@ -519,12 +516,45 @@ fn classify(store: &Store<StoreState>, error: wasmtime::Error, plugin: &str) -> 
     }
 }
 
-/// The time a run starts, in the form the WIT `run-context` uses.
-pub fn format_synced_at(at: time::OffsetDateTime) -> String {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-    );
-    at.to_offset(time::UtcOffset::UTC)
-        .format(&format)
-        .expect("a UTC time always formats")
+// The app's own types at the edge of the bindings (moves, no copies).
+
+impl From<Source> for GuestSource {
+    fn from(source: Source) -> Self {
+        match source {
+            Source::Checkout => GuestSource::Checkout,
+            Source::Stock => GuestSource::Stock,
+            Source::PriceList => GuestSource::PriceList,
+        }
+    }
+}
+
+impl From<GuestSource> for Source {
+    fn from(source: GuestSource) -> Self {
+        match source {
+            GuestSource::Checkout => Source::Checkout,
+            GuestSource::Stock => Source::Stock,
+            GuestSource::PriceList => Source::PriceList,
+        }
+    }
+}
+
+impl From<&RunContext> for GuestRunContext {
+    fn from(context: &RunContext) -> Self {
+        GuestRunContext {
+            checkout_number: context.checkout_number.clone(),
+            checkout_id: context.checkout_id,
+            warehouse_id: context.warehouse_id,
+            synced_at: context.synced_at.clone(),
+        }
+    }
+}
+
+impl From<GuestRow> for Row {
+    fn from(row: GuestRow) -> Self {
+        Row {
+            id: row.id,
+            data: row.data,
+            stock: row.stock,
+        }
+    }
 }

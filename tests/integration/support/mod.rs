@@ -11,11 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
+use bitcram_sync::model::{Row, RunContext, RunInfo, Source};
 use bitcram_sync::plugin::{
-    CompileCache, Plugin, PluginError, PluginHost, PluginLimits, PluginSource, Row, RunContext,
-    Source,
+    CompileCache, Plugin, PluginError, PluginHost, PluginLimits, PluginSource,
 };
-use bitcram_sync::snapshot::{BodySource, RunInfo};
 use bitcram_sync::transform::{RowSink, TransformFailure, TransformReport, run_transform};
 
 /// The workspace's root folder.
@@ -158,13 +157,9 @@ pub fn write_snapshot(dir: &Path, stock: &[&str], price_list: &[&str]) {
         warehouse_id: 5,
     };
     let checkout: &[u8] = br#"{"items":[{"id":17,"checkout_number":3,"warehouse":{"id":5}}]}"#;
-    let bodies = std::iter::once((BodySource::Checkout, checkout))
-        .chain(stock.iter().map(|p| (BodySource::Stock, p.as_bytes())))
-        .chain(
-            price_list
-                .iter()
-                .map(|p| (BodySource::PriceList, p.as_bytes())),
-        );
+    let bodies = std::iter::once((Source::Checkout, checkout))
+        .chain(stock.iter().map(|p| (Source::Stock, p.as_bytes())))
+        .chain(price_list.iter().map(|p| (Source::PriceList, p.as_bytes())));
     bitcram_sync::snapshot::write(dir, &info, bodies).unwrap();
 }
 
