@@ -8,7 +8,8 @@ use std::time::Instant;
 use anyhow::Context as _;
 
 use crate::cli::{BitcramArgs, Cli, Command, DbCommand, PluginCommand, PluginOptions, SyncArgs};
-use crate::config::{self, SqliteFile};
+use crate::config::{self, ConfigError, SqliteFile};
+use crate::exit;
 use crate::extract::Input;
 use crate::extract::LiveInput;
 use crate::load::create_table;
@@ -18,18 +19,6 @@ use crate::report::FailedRun;
 use crate::snapshot::Snapshot;
 use crate::sync::{SyncJob, run_sync};
 use crate::transform::{RowSink, TransformFailure, run_transform};
-
-/// The exit statuses documented in `--help` and README.md.
-pub mod exit {
-    pub const FAILURE: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const PLUGIN_REFUSED: u8 = 3;
-}
-
-/// A configuration error: exit status 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
 
 /// The exit status for an error that ended a command.
 pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
@@ -180,7 +169,7 @@ async fn sync(args: SyncArgs, run_id: String) -> anyhow::Result<ExitCode> {
             None => Input::Live(Box::new(live_input(&args.bitcram)?)),
         };
         let plugin = load_plugin(&args.plugin_options, args.plugin.clone()).await?;
-        tracing::info!(run_id = %run_id, database = %database.description(), table = %load.table, mode = config::mode_name(load.mode), dry_run = load.dry_run, "sync starting");
+        tracing::info!(run_id = %run_id, database = %database.description(), table = %load.table, mode = load.mode.name(), dry_run = load.dry_run, "sync starting");
         let job = SyncJob {
             input,
             database,

@@ -30,6 +30,7 @@ use serde::de::IgnoredAny;
 use serde_json::Value;
 use tracing::Instrument as _;
 
+use crate::net::{install_tls_provider, join_causes};
 use crate::secrets::Token;
 
 /// Default for [`BitcramConfig::connect_timeout`].
@@ -54,14 +55,6 @@ const ERROR_SNIPPET_CHARS: usize = 200;
 /// mistaken or hostile header must not reserve unbounded memory (a larger
 /// body still arrives, into a growing buffer).
 const MAX_PRESIZED_BODY: u64 = 1 << 30;
-
-/// Installs rustls' `ring` provider as the process's TLS crypto provider:
-/// one TLS stack for Bitcram, Secret Manager and the database. Idempotent;
-/// a provider installed earlier stays.
-pub fn install_tls_provider() {
-    // Err only means a provider is already installed.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
 
 /// How to reach Bitcram.
 #[derive(Debug, Clone)]
@@ -625,16 +618,7 @@ fn transport_error(error: &reqwest::Error) -> AttemptError {
         "the request failed"
     };
     // reqwest's own message repeats the URL; its causes say what happened.
-    let mut reason = what.to_owned();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !reason.contains(&text) {
-            reason.push_str(": ");
-            reason.push_str(&text);
-        }
-        source = cause.source();
-    }
+    let reason = join_causes(what.to_owned(), std::error::Error::source(error), |t| t);
     if error.is_builder() {
         AttemptError::Permanent(reason)
     } else {

@@ -19,22 +19,8 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The exit codes, for `--help` (a macro so that it can be `concat!`ed).
-macro_rules! exit_codes_help {
-    () => {
-        "Exit codes:
-  0  success
-  1  the run failed (Bitcram, the database, the transform's output); nothing was committed,
-     unless the error says a post-load statement ended the transaction on its own
-  2  configuration or usage error (including a post-load statement that would end the
-     transaction)
-  3  the transform plugin was refused (not a component, wrong contract version,
-     imports outside the contract, sha256 mismatch)"
-    };
-}
-
 /// The exit codes, for `--help`.
-pub const EXIT_CODES_HELP: &str = exit_codes_help!();
+pub const EXIT_CODES_HELP: &str = crate::exit_codes_help!();
 
 /// The settings that have no flag, and the exit codes, for `sync --help`.
 pub const SYNC_AFTER_HELP: &str = concat!(
@@ -47,7 +33,7 @@ pub const SYNC_AFTER_HELP: &str = concat!(
 A .env file in the working directory is read if present.
 
 ",
-    exit_codes_help!()
+    crate::exit_codes_help!()
 );
 
 /// The settings that have no flag, and the exit codes, for `snapshot --help`.
@@ -60,7 +46,7 @@ pub const SNAPSHOT_AFTER_HELP: &str = concat!(
 A .env file in the working directory is read if present.
 
 ",
-    exit_codes_help!()
+    crate::exit_codes_help!()
 );
 
 #[derive(Debug, Subcommand)]

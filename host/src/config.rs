@@ -5,16 +5,19 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::app::ConfigError;
 use crate::cli::{DatabaseArgs, LoadArgs};
 use crate::load::{
-    DatabaseTarget, Dialect, Flavor, LoadSettings, SyncMode, TableName, check_post_load_text,
-    refusal_message,
+    DatabaseTarget, Dialect, Flavor, LoadSettings, TableName, check_post_load_text, refusal_message,
 };
 use crate::logging::LogFormat;
 
 /// The default post-load statement on MySQL, as the original job ran it.
 pub const DEFAULT_POST_LOAD_SQL: &str = "CALL app_import.update_mirror_raw_item_data()";
+
+/// A configuration error: exit status 2 ([`crate::exit::USAGE`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
@@ -229,14 +232,6 @@ pub fn report_path(args: &LoadArgs) -> Result<Option<PathBuf>> {
         )));
     }
     Ok(Some(path.clone()))
-}
-
-/// Whether the mode name is one the docs use (for messages).
-pub fn mode_name(mode: SyncMode) -> &'static str {
-    match mode {
-        SyncMode::Replace => "replace",
-        SyncMode::Diff => "diff",
-    }
 }
 
 /// The token: `BITCRAM_TOKEN` if set (local runs), otherwise the Secret

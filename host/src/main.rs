@@ -11,12 +11,12 @@ fn main() -> ExitCode {
         Ok(format) => format,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(app::exit::USAGE);
+            return ExitCode::from(bitcram_sync::exit::USAGE);
         }
     };
     let cli = bitcram_sync::cli::Cli::parse();
     logging::init(format);
-    bitcram_sync::bitcram::install_tls_provider();
+    bitcram_sync::net::install_tls_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -66,7 +66,7 @@ impl RunReport {
         let p = &self.phases;
         tracing::info!(
             run_id = %self.run_id,
-            mode = crate::config::mode_name(self.mode),
+            mode = self.mode.name(),
             dry_run = self.dry_run,
             table = %self.table,
             source = self.source.kind,

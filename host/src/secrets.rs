@@ -147,7 +147,7 @@ impl fmt::Display for SecretRef {
 /// Errors are one line and name the secret version; none quotes the payload.
 pub async fn read_token(secret: &SecretRef) -> anyhow::Result<Token> {
     secret.validate()?;
-    crate::bitcram::install_tls_provider();
+    crate::net::install_tls_provider();
     let started = Instant::now();
     let name = secret.resource_name();
     let credentials = find_credentials(secret.endpoint.as_deref()).await?;
@@ -281,20 +281,10 @@ const RETRY_BOILERPLATE: [&str; 2] = [
 /// An error and its sources on one line, leaving out a source whose text
 /// its parent already printed (the Google libraries often do).
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let clean = |e: &dyn std::error::Error| {
+    let clean = |text: String| {
         RETRY_BOILERPLATE
             .iter()
-            .fold(e.to_string(), |text, noise| text.replace(noise, ""))
+            .fold(text, |text, noise| text.replace(noise, ""))
     };
-    let mut line = clean(error);
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = clean(cause);
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        source = cause.source();
-    }
-    line
+    crate::net::join_causes(clean(error.to_string()), error.source(), clean)
 }

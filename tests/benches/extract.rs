@@ -315,7 +315,7 @@ fn medians(runs: &[Measured]) -> (Duration, u64) {
 /// and the envelope check of the price list; prints the six durations
 /// (the client's construction first) in nanoseconds.
 fn client(base_url: &str, mode: &str) -> anyhow::Result<()> {
-    bitcram_sync::bitcram::install_tls_provider();
+    bitcram_sync::net::install_tls_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -415,7 +415,7 @@ fn client(base_url: &str, mode: &str) -> anyhow::Result<()> {
 
 /// The baseline process: the runtime the client uses, started and stopped.
 fn baseline() -> anyhow::Result<()> {
-    bitcram_sync::bitcram::install_tls_provider();
+    bitcram_sync::net::install_tls_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -31,7 +31,7 @@ fn client(server: &FakeServer) -> BitcramClient {
 }
 
 fn client_with(config: BitcramConfig) -> BitcramClient {
-    bitcram_sync::bitcram::install_tls_provider();
+    bitcram_sync::net::install_tls_provider();
     BitcramClient::new(config, Token::new(TOKEN.to_owned()).unwrap()).unwrap()
 }
 

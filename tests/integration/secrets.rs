@@ -13,7 +13,7 @@ use crate::support::fake_bitcram::{
 const NAME: &str = "projects/acme/secrets/bitcram-token/versions/latest";
 
 fn secret(server: &FakeServer) -> SecretRef {
-    bitcram_sync::bitcram::install_tls_provider();
+    bitcram_sync::net::install_tls_provider();
     SecretRef {
         endpoint: Some(server.url()),
         ..SecretRef::latest("acme", "bitcram-token")

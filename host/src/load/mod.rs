@@ -53,6 +53,16 @@ pub enum SyncMode {
     Diff,
 }
 
+impl SyncMode {
+    /// `replace` or `diff`, as the settings spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncMode::Replace => "replace",
+            SyncMode::Diff => "diff",
+        }
+    }
+}
+
 /// When the post-load statements run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
