@@ -1,0 +1,74 @@
+//! The Bitcram client: finds a checkout by its number, then fetches the
+//! checkout's price list and its warehouse's stock, concurrently.
+//!
+//! Bodies come back byte for byte as received: product data is the
+//! transform's to parse. The host only checks each list's envelope, cheaply
+//! (JSON, complete, an `items` array, no `count`/`total` above the items
+//! carried), so that a broken or partial list is an error here and never a
+//! smaller catalog downstream. Each check runs on a blocking thread:
+//! [`BitcramClient::fetch`] waits for them, [`BitcramClient::download`]
+//! hands them over still running, so that a sync hashes the bodies and
+//! starts its transform meanwhile, taking each list only once it passed.
+//!
+//! Transport rules: HTTPS, or plain HTTP to a loopback address (or anywhere
+//! with `allow_insecure_http`); redirects are never followed, so the bearer
+//! token only goes to the configured host; bounded retries with exponential
+//! backoff and jitter on 429, 5xx, connection failures, timeouts and bodies
+//! cut short, honouring `Retry-After`; 401, 403 and other 4xx fail at once.
+
+mod checkout;
+mod client;
+mod envelope;
+mod retry;
+mod url;
+
+use std::time::Duration;
+
+use reqwest::Url;
+
+pub use client::{BitcramClient, CallStats, Checkout, Download, Endpoint, Extract, PendingList};
+pub use retry::MAX_RETRY_AFTER;
+pub use url::{check_base_url, parse_base_url};
+
+/// Default for [`BitcramConfig::connect_timeout`].
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default for [`BitcramConfig::request_timeout`]: a whole catalog of
+/// 100k items is tens of megabytes.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default for [`BitcramConfig::max_attempts`].
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+/// Default for [`BitcramConfig::retry_base_delay`]: waits of about 0.5, 1,
+/// 2 and 4 s between five attempts.
+pub const DEFAULT_RETRY_BASE_DELAY: Duration = Duration::from_millis(500);
+
+/// How to reach Bitcram.
+#[derive(Debug, Clone)]
+pub struct BitcramConfig {
+    /// The instance's URL; the API is under `{base_url}/api/`. See
+    /// [`parse_base_url`].
+    pub base_url: Url,
+    /// Allow plain `http://` to hosts other than loopback addresses.
+    pub allow_insecure_http: bool,
+    /// Limit on establishing a connection.
+    pub connect_timeout: Duration,
+    /// Limit on one whole request, body included.
+    pub request_timeout: Duration,
+    /// Attempts per call, the first included (at least 1).
+    pub max_attempts: u32,
+    /// The wait before the second attempt; it doubles with each further one.
+    pub retry_base_delay: Duration,
+}
+
+impl BitcramConfig {
+    /// The defaults for `base_url`.
+    pub fn new(base_url: Url) -> Self {
+        Self {
+            base_url,
+            allow_insecure_http: false,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            retry_base_delay: DEFAULT_RETRY_BASE_DELAY,
+        }
+    }
+}
