@@ -318,6 +318,7 @@ async fn the_load_settings_work_from_a_dot_env_file_and_the_environment_wins() {
         stdout(&out)
     );
     assert_eq!(local.report()["dry_run"], true);
+    assert_eq!(local.report()["rows"]["dry_run"], true);
     assert_eq!(local.count("SELECT COUNT(*) FROM raw_item_data").await, 10);
 
     // MAX_DELETE_PERCENT=50 refuses removing 6 of 10; ALLOW_SHRINK=yes lifts it.

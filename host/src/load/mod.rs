@@ -818,6 +818,16 @@ mod tests {
     }
 
     #[test]
+    fn a_database_target_prints_its_description_never_its_url() {
+        let target = DatabaseTarget::new(
+            "mysql://sync:hunter2@db.internal:3306/shop".to_owned(),
+            "mysql://sync@db.internal:3306/shop".to_owned(),
+        );
+        assert_eq!(format!("{target:?}"), "mysql://sync@db.internal:3306/shop");
+        assert_eq!(target.description(), "mysql://sync@db.internal:3306/shop");
+    }
+
+    #[test]
     fn text_fingerprints_compare_bytes() {
         let a = fingerprint(3, r#"{"b":1}"#, Dialect::MariaDb);
         assert_eq!(a, fingerprint(3, r#"{"b":1}"#, Dialect::Sqlite));
