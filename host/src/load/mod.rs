@@ -8,19 +8,23 @@
 //! after the last row and before `COMMIT`, and any failure rolls everything
 //! back, including what the post-load statements wrote.
 
+mod fingerprint;
+mod guards;
+mod lock;
+mod options;
 mod post_load;
 mod state;
 mod table;
+mod target;
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context as _, anyhow, bail};
 use futures_util::TryStreamExt as _;
-use sha2::{Digest, Sha256};
-use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyPool, AssertSqlSafe, QueryBuilder, Row as _, Transaction};
 
+pub use options::{LoadReport, LoadSettings, PostLoadWhen, SyncMode};
 pub use post_load::{
     Flavor, Refusal, check_text as check_post_load_text, refusal_message, split_statements,
 };
@@ -29,8 +33,10 @@ pub use state::{
     state_table,
 };
 pub use table::{Dialect, TableName, check_table, create_table, create_table_sql};
+pub use target::{DatabaseTarget, describe_db_error};
 
 use crate::model::{Row, format_sql_datetime};
+use fingerprint::{Fingerprint, fingerprint};
 use post_load::TransactionMark;
 
 /// Rows per multi-row statement: 4 placeholders a row stays far under MySQL's
@@ -39,175 +45,6 @@ const CHUNK_ROWS: usize = 1000;
 /// Bytes of `data` per statement: well under MySQL's default 64 MiB
 /// `max_allowed_packet` (16 MiB on older MariaDB).
 const CHUNK_BYTES: usize = 4 * 1024 * 1024;
-/// How long to wait for a connection before giving up.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How the new catalog replaces the old one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum SyncMode {
-    /// Delete every row, insert every new row (the original job's result).
-    Replace,
-    /// Insert new ids, update changed rows, delete vanished ids; unchanged
-    /// rows are not written.
-    Diff,
-}
-
-impl SyncMode {
-    /// `replace` or `diff`, as the settings spell it.
-    pub fn name(self) -> &'static str {
-        match self {
-            SyncMode::Replace => "replace",
-            SyncMode::Diff => "diff",
-        }
-    }
-}
-
-/// When the post-load statements run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum PostLoadWhen {
-    /// When the run wrote or deleted rows. Replace mode always rewrites
-    /// every row; a diff run that found nothing to change skips them.
-    Changes,
-    /// On every run that commits, even a diff run that changed nothing
-    /// (for statements that also read tables this job does not write).
-    Always,
-}
-
-/// What the load does, checked and resolved.
-#[derive(Debug, Clone)]
-pub struct LoadSettings {
-    pub table: TableName,
-    pub mode: SyncMode,
-    /// Statements run after the rows, inside the transaction.
-    pub post_load: Vec<String>,
-    /// When they run.
-    pub post_load_when: PostLoadWhen,
-    /// Refuse to delete more than this share of the current rows.
-    pub max_delete_percent: f64,
-    /// Lift the shrink guard (empty catalog, large drop).
-    pub allow_shrink: bool,
-    /// Compute everything, write nothing.
-    pub dry_run: bool,
-    /// The sync time, stamped on every written row's `updated_at`.
-    pub synced_at: time::OffsetDateTime,
-}
-
-/// What the load did (or, in a dry run, would do).
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct LoadReport {
-    pub dry_run: bool,
-    /// Rows in the table before the run.
-    pub rows_before: u64,
-    /// Rows the transform produced.
-    pub rows_new: u64,
-    pub inserted: u64,
-    pub updated: u64,
-    pub deleted: u64,
-    pub unchanged: u64,
-    /// Post-load statements run.
-    pub post_load_statements: usize,
-    /// Whether they were skipped because a diff run changed nothing (see
-    /// [`PostLoadWhen::Changes`]).
-    pub post_load_skipped: bool,
-    /// Time spent writing rows and deletions.
-    pub load_ms: u64,
-    /// Time spent in the post-load statements.
-    pub post_load_ms: u64,
-}
-
-/// Why the load refused to commit, on purpose.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct GuardRefusal(pub String);
-
-/// A database to connect to, with a description that carries no password.
-#[derive(Clone)]
-pub struct DatabaseTarget {
-    url: String,
-    description: String,
-    /// A SQLite file that must already exist (it is not created).
-    existing_file: Option<std::path::PathBuf>,
-}
-
-impl std::fmt::Debug for DatabaseTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.description)
-    }
-}
-
-impl DatabaseTarget {
-    /// `url` may hold a password: it is never logged; `description` is.
-    pub fn new(url: String, description: String) -> Self {
-        Self {
-            url,
-            description,
-            existing_file: None,
-        }
-    }
-
-    /// A local SQLite file; created if missing only when `create` is set
-    /// (by the commands that create tables: a failed `sync` leaves no empty
-    /// file behind).
-    pub fn sqlite(path: &std::path::Path, create: bool) -> Self {
-        let description = format!("sqlite://{}", path.display());
-        let mode = if create { "rwc" } else { "rw" };
-        Self {
-            url: format!("{description}?mode={mode}"),
-            description,
-            existing_file: (!create).then(|| path.to_owned()),
-        }
-    }
-
-    pub fn description(&self) -> &str {
-        &self.description
-    }
-
-    pub fn is_sqlite(&self) -> bool {
-        self.url.starts_with("sqlite:")
-    }
-
-    /// One connection, in a pool of one so that a transaction can own it.
-    pub async fn connect(&self) -> anyhow::Result<AnyPool> {
-        if let Some(path) = &self.existing_file
-            && !path.is_file()
-        {
-            bail!(
-                "connecting to the database {}: the file does not exist (create it and its table \
-                 with `bitcram-sync db init --database-url {}`)",
-                self.description,
-                self.description
-            );
-        }
-        sqlx::any::install_default_drivers();
-        AnyPoolOptions::new()
-            .max_connections(1)
-            .min_connections(0)
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .connect(&self.url)
-            .await
-            .map_err(|e| {
-                anyhow!(
-                    "connecting to the database {}: {}",
-                    self.description,
-                    describe_db_error(&e)
-                )
-            })
-    }
-}
-
-/// A database error as one line, without the connection's credentials
-/// (sqlx's messages carry none; this only flattens them).
-pub fn describe_db_error(error: &sqlx::Error) -> String {
-    match error {
-        sqlx::Error::Database(db) => match db.code() {
-            Some(code) => format!("{} (code {code})", db.message()),
-            None => db.message().to_owned(),
-        },
-        other => other.to_string().replace('\n', " "),
-    }
-}
 
 /// The state of the table before the run, as the guards and the diff need it.
 enum Current {
@@ -216,8 +53,6 @@ enum Current {
     /// Diff mode: each id's fingerprint of `stock` and `data`.
     Fingerprints(HashMap<String, Fingerprint>),
 }
-
-type Fingerprint = [u8; 16];
 
 /// The state record's part of a load, when the state table exists.
 struct Tracking {
@@ -283,31 +118,7 @@ impl Loader {
             .await
             .map_err(|e| anyhow!("starting the transaction: {}", describe_db_error(&e)))?;
         let lock_name = match dialect {
-            Dialect::MySql | Dialect::MariaDb => {
-                // One sync per table at a time: a second run fails at once
-                // instead of interleaving its writes with the first. Lock
-                // names are server-wide and at most 64 characters: hash the
-                // database and table into one.
-                let name: String = sqlx::query_scalar(
-                    "SELECT CAST(CONCAT('bitcram-sync:', LEFT(SHA2(CONCAT(COALESCE(?, DATABASE()), '.', ?), 256), 40)) AS CHAR)",
-                )
-                .bind(table.schema().map(str::to_owned))
-                .bind(table.table().to_owned())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| anyhow!("naming the run lock: {}", describe_db_error(&e)))?;
-                let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 0)")
-                    .bind(name.clone())
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(|e| anyhow!("taking the run lock: {}", describe_db_error(&e)))?;
-                if got != Some(1) {
-                    bail!(
-                        "another bitcram-sync run is loading table {table}; try again when it has finished"
-                    );
-                }
-                Some(name)
-            }
+            Dialect::MySql | Dialect::MariaDb => Some(lock::take(&mut tx, &table).await?),
             Dialect::Sqlite => None,
         };
         let mut loader = Self {
@@ -562,7 +373,7 @@ impl Loader {
             Current::Fingerprints(map) => map.drain().map(|(id, _)| id).collect(),
         };
         self.report.deleted = vanished.len() as u64;
-        self.check_guards()?;
+        guards::check_shrink(&self.settings, &self.report)?;
 
         let table = self.settings.table.clone();
         if self.settings.mode == SyncMode::Diff && !self.settings.dry_run {
@@ -688,39 +499,6 @@ impl Loader {
         Ok(())
     }
 
-    /// The shrink guard: an empty catalog, or the removal of more than
-    /// `max_delete_percent` of the current rows, is refused unless allowed.
-    fn check_guards(&self) -> anyhow::Result<()> {
-        if self.settings.allow_shrink {
-            return Ok(());
-        }
-        let before = self.report.rows_before;
-        let remaining = before - self.report.deleted;
-        let table = &self.settings.table;
-        if self.report.rows_new == 0 {
-            return Err(GuardRefusal(format!(
-                "shrink guard: the new catalog is empty; table {table} has {before} rows and would have none \
-                 (use --allow-shrink to load it anyway)"
-            ))
-            .into());
-        }
-        if before > 0 {
-            let percent = self.report.deleted as f64 * 100.0 / before as f64;
-            if percent > self.settings.max_delete_percent {
-                return Err(GuardRefusal(format!(
-                    "shrink guard: the new catalog would remove {} of the {before} rows in {table} ({percent:.1}%, \
-                     more than --max-delete-percent {}); {remaining} would remain, {} with the new products \
-                     (use --allow-shrink to load it anyway)",
-                    self.report.deleted,
-                    self.settings.max_delete_percent,
-                    self.report.rows_new,
-                ))
-                .into());
-            }
-        }
-        Ok(())
-    }
-
     /// Rolls back and closes; errors here only get logged (the server rolls
     /// back an unfinished transaction when its connection closes anyway).
     pub async fn abort(mut self) {
@@ -735,102 +513,7 @@ impl Loader {
 
     async fn release_lock(&mut self) {
         if let Some(name) = self.lock_name.take() {
-            let _ = sqlx::query("SELECT RELEASE_LOCK(?)")
-                .bind(name)
-                .execute(&self.pool)
-                .await;
+            lock::release(&self.pool, name).await;
         }
-    }
-}
-
-/// `stock` and `data` hashed. Where the server keeps `data` as written, its
-/// text is hashed as is; MySQL returns JSON normalized (key order, spacing),
-/// so there both sides are hashed in a canonical form.
-fn fingerprint(stock: i64, data: &str, dialect: Dialect) -> Fingerprint {
-    let mut hasher = Sha256::new();
-    hasher.update(stock.to_le_bytes());
-    if dialect.keeps_json_text() {
-        hasher.update(data.as_bytes());
-    } else {
-        match serde_json::from_str::<serde_json::Value>(data) {
-            Ok(value) => hash_canonical(&value, &mut hasher),
-            Err(_) => hasher.update(data.as_bytes()),
-        }
-    }
-    let digest = hasher.finalize();
-    digest[..16].try_into().expect("sha256 has 32 bytes")
-}
-
-fn hash_canonical(value: &serde_json::Value, hasher: &mut Sha256) {
-    use serde_json::Value;
-    match value {
-        Value::Null => hasher.update(b"n"),
-        Value::Bool(b) => hasher.update(if *b { b"t" } else { b"f" }),
-        Value::Number(n) => {
-            // MySQL keeps integers as integers and stores the rest as doubles.
-            match (n.as_i64(), n.as_u64()) {
-                (Some(i), _) => hasher.update(format!("i{i}")),
-                (None, Some(u)) => hasher.update(format!("i{u}")),
-                _ => hasher.update(format!("f{}", n.as_f64().unwrap_or(f64::NAN))),
-            }
-        }
-        Value::String(s) => {
-            hasher.update(b"s");
-            hasher.update((s.len() as u64).to_le_bytes());
-            hasher.update(s.as_bytes());
-        }
-        Value::Array(items) => {
-            hasher.update(format!("a{}", items.len()));
-            for item in items {
-                hash_canonical(item, hasher);
-            }
-        }
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            hasher.update(format!("o{}", keys.len()));
-            for key in keys {
-                hasher.update((key.len() as u64).to_le_bytes());
-                hasher.update(key.as_bytes());
-                hash_canonical(&map[key.as_str()], hasher);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn canonical_fingerprints_ignore_key_order_and_spacing() {
-        let a = fingerprint(3, r#"{"b":1,"a":[1.5,null,"x y"]}"#, Dialect::MySql);
-        let b = fingerprint(3, r#"{"a": [1.5, null, "x y"], "b": 1}"#, Dialect::MySql);
-        assert_eq!(a, b);
-        assert_ne!(
-            a,
-            fingerprint(4, r#"{"b":1,"a":[1.5,null,"x y"]}"#, Dialect::MySql)
-        );
-        assert_ne!(
-            a,
-            fingerprint(3, r#"{"b":2,"a":[1.5,null,"x y"]}"#, Dialect::MySql)
-        );
-    }
-
-    #[test]
-    fn a_database_target_prints_its_description_never_its_url() {
-        let target = DatabaseTarget::new(
-            "mysql://sync:hunter2@db.internal:3306/shop".to_owned(),
-            "mysql://sync@db.internal:3306/shop".to_owned(),
-        );
-        assert_eq!(format!("{target:?}"), "mysql://sync@db.internal:3306/shop");
-        assert_eq!(target.description(), "mysql://sync@db.internal:3306/shop");
-    }
-
-    #[test]
-    fn text_fingerprints_compare_bytes() {
-        let a = fingerprint(3, r#"{"b":1}"#, Dialect::MariaDb);
-        assert_eq!(a, fingerprint(3, r#"{"b":1}"#, Dialect::Sqlite));
-        assert_ne!(a, fingerprint(3, r#"{"b": 1}"#, Dialect::MariaDb));
     }
 }

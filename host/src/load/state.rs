@@ -17,8 +17,9 @@ use anyhow::anyhow;
 use sha2::{Digest as _, Sha256};
 use sqlx::{AnyConnection, AssertSqlSafe, Row as _};
 
+use super::fingerprint::Fingerprint;
 use super::table::{Dialect, TableName, table_columns};
-use super::{Fingerprint, describe_db_error};
+use super::target::describe_db_error;
 use crate::model::BodyDigest;
 
 /// The state table's name, in the target's schema.

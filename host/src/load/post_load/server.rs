@@ -7,10 +7,10 @@ use std::collections::HashSet;
 use anyhow::anyhow;
 use sqlx::{Any, AssertSqlSafe, Transaction};
 
-use super::super::describe_db_error;
-use super::super::table::Dialect;
 use super::lexer::Flavor;
 use super::rules::{Context, ProcedureName, Refusal, check, check_text, refusal_message, shorten};
+use crate::load::table::Dialect;
+use crate::load::target::describe_db_error;
 
 /// How deep `CALL`s inside procedures are followed before the check gives up.
 const MAX_CALL_DEPTH: usize = 16;
