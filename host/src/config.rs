@@ -296,3 +296,28 @@ pub fn bitcram_config(
     config.allow_insecure_http = allow_insecure_http;
     Ok(config)
 }
+
+/// The Bitcram settings for a live run, checked.
+pub fn live_input(args: &crate::cli::BitcramArgs) -> Result<crate::extract::LiveInput> {
+    let missing = |flag: &str, var: &str| ConfigError(format!("{flag} ({var}) is not set"));
+    let url = args
+        .bitcram_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| missing("--bitcram-url", "URL_BITCRAM"))?;
+    let checkout_number = args
+        .checkout
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| missing("--checkout", "CHECKOUT"))?
+        .to_owned();
+    let token = token_source(args)?;
+    let bitcram = bitcram_config(url, args.allow_insecure_http)?;
+    Ok(crate::extract::LiveInput {
+        bitcram,
+        token,
+        checkout_number,
+    })
+}

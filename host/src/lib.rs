@@ -4,7 +4,7 @@
 //! The binary's modules, one job each:
 //! - [`cli`]: the command-line arguments;
 //! - [`config`]: the arguments turned into checked settings;
-//! - [`app`]: the commands and their exit codes;
+//! - [`commands`]: one function per subcommand, and their exit codes;
 //! - [`logging`]: tracing to stderr;
 //! - [`secrets`]: the Bitcram token from Secret Manager;
 //! - [`bitcram`]: the Bitcram API client;
@@ -17,9 +17,9 @@
 //! - [`snapshot`]: the raw API bodies of one run, on disk;
 //! - [`model`]: what every stage shares (sources, rows, the run's context).
 
-pub mod app;
 pub mod bitcram;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod exit;
 pub mod extract;

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use bitcram_sync::{app, config, logging};
+use bitcram_sync::{commands, config, logging};
 use clap::Parser as _;
 
 fn main() -> ExitCode {
@@ -27,11 +27,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(app::run(cli)) {
+    match runtime.block_on(commands::run(cli)) {
         Ok(code) => code,
         Err(error) => {
             logging::report_fatal(&error, format);
-            app::exit_code_for(&error)
+            commands::exit_code_for(&error)
         }
     }
 }

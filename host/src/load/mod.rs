@@ -46,6 +46,36 @@ const CHUNK_ROWS: usize = 1000;
 /// `max_allowed_packet` (16 MiB on older MariaDB).
 const CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
+/// What [`create_tables`] found and did.
+#[derive(Debug, Clone, Copy)]
+pub struct TablesCreated {
+    pub dialect: Dialect,
+    /// Whether the target table was created (false: it existed).
+    pub table: bool,
+    /// Whether the state table was created.
+    pub state_table: bool,
+}
+
+/// Connects, finds the dialect, and creates the target table and its state
+/// table where missing (`db init` and `demo`).
+pub async fn create_tables(
+    pool: &sqlx::AnyPool,
+    table: &TableName,
+) -> anyhow::Result<TablesCreated> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .context("opening a database connection")?;
+    let dialect = Dialect::detect(&mut conn).await?;
+    let created = create_table(&mut conn, table, dialect).await?;
+    let state_created = state::create_state_table(&mut conn, table, dialect).await?;
+    Ok(TablesCreated {
+        dialect,
+        table: created,
+        state_table: state_created,
+    })
+}
+
 /// The state of the table before the run, as the guards and the diff need it.
 enum Current {
     /// Replace mode: only which ids exist.
