@@ -82,5 +82,9 @@ mod tests {
         assert!(err(br#"{"items":[1],"count":2}"#).contains("count 2"));
         assert!(err(br#"{"items":[1],"total":"3"}"#).contains("total \"3\""));
         assert!(err(br#"{"items":[1]} x"#).contains("not JSON"));
+        // As the default transform reads them: a string holding a number
+        // counts, anything else is ignored.
+        assert_eq!(check_envelope(br#"{"items":[1],"count":"1"}"#), Ok(1));
+        assert_eq!(check_envelope(br#"{"items":[1],"count":"many"}"#), Ok(1));
     }
 }

@@ -365,8 +365,10 @@ impl ItemLocator {
     }
 }
 
-/// The list envelope `{"items": [...]}`; `count`/`total`, when a number,
-/// must not exceed the items carried (a larger one means a cut list).
+/// The list envelope `{"items": [...]}`; `count`/`total`, when a number or
+/// a string holding one (as the host reads them, so that both refuse the
+/// same pages), must not exceed the items carried (a larger one means a
+/// cut list).
 /// Guess: Bitcram has never been seen sending either field; checking them
 /// costs nothing and refuses a paginated answer instead of loading a part.
 #[derive(Deserialize)]
@@ -395,8 +397,8 @@ fn parse_envelope(at: Locator, page: &str) -> Result<Vec<&RawValue>, TransformEr
         .items
         .ok_or_else(|| at.malformed("no `items` array".to_owned()))?;
     for (name, value) in [("count", &envelope.count), ("total", &envelope.total)] {
-        if let Some(reported) = value.as_ref().and_then(Value::as_u64)
-            && reported > items.len() as u64
+        if let Some(reported) = value.as_ref().and_then(reported_len)
+            && reported > items.len() as f64
         {
             return Err(at.malformed(format!(
                 "`{name}` says {reported} items but the page carries {}: the list is incomplete",
@@ -405,6 +407,15 @@ fn parse_envelope(at: Locator, page: &str) -> Result<Vec<&RawValue>, TransformEr
         }
     }
     Ok(items)
+}
+
+/// A `count` or `total`: a number, or a string holding one.
+fn reported_len(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
 }
 
 #[derive(Deserialize)]

@@ -224,6 +224,12 @@ fn a_count_larger_than_the_items_carried_is_an_error() {
     assert!(err.to_string().contains("`total` says 5"), "{err}");
     // A count equal to the items carried is fine.
     assert!(run(&[], &[r#"{"items":[{"product_id":1}],"count":1}"#]).is_ok());
+    // As the host's envelope check reads them: a string holding a number
+    // counts, anything else is ignored.
+    let err = run(&[], &[r#"{"items":[{"product_id":1}],"total":" 3 "}"#]).unwrap_err();
+    assert!(err.to_string().contains("`total` says 3 items"), "{err}");
+    assert!(run(&[], &[r#"{"items":[{"product_id":1}],"count":"1"}"#]).is_ok());
+    assert!(run(&[], &[r#"{"items":[{"product_id":1}],"count":"many"}"#]).is_ok());
 }
 
 #[test]
