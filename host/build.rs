@@ -5,12 +5,16 @@
 include!("build_guest.rs");
 
 fn main() {
-    let wasm = build_guest("bitcram-transform", &[], "bitcram_transform");
+    let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").unwrap())
+        .join("bitcram_transform.wasm");
+    build_guest("bitcram-transform", &[], &out);
     println!(
         "cargo:rustc-env=BITCRAM_DEFAULT_PLUGIN_WASM={}",
-        wasm.display()
+        out.display()
     );
     println!("cargo:rerun-if-changed=../plugins/bitcram-transform/src");
     println!("cargo:rerun-if-changed=../plugins/bitcram-transform/Cargo.toml");
+    println!("cargo:rerun-if-changed=../wit");
+    println!("cargo:rerun-if-changed=../Cargo.lock");
     println!("cargo:rerun-if-changed=build_guest.rs");
 }

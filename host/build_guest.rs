@@ -1,10 +1,10 @@
-// Shared by host/build.rs and tests/build.rs (through `include!`): builds a
-// workspace crate as a wasm32-wasip2 component with the `guest` profile.
+// Shared by host/build.rs and the integration tests' support (through
+// `include!`): builds a workspace crate as a wasm32-wasip2 component with
+// the `guest` profile, adding the target first where rustup lacks it.
 
-/// Builds `package` with `features` and returns the path of its `.wasm`,
-/// copied to `OUT_DIR/<out_name>.wasm` so that builds with other features do
-/// not overwrite it.
-fn build_guest(package: &str, features: &[&str], out_name: &str) -> std::path::PathBuf {
+/// Builds `package` with `features` (none: its defaults) and copies its
+/// `.wasm` to `out`, so that builds with other features do not overwrite it.
+fn build_guest(package: &str, features: &[&str], out: &std::path::Path) {
     use std::path::PathBuf;
     use std::process::Command;
 
@@ -17,6 +17,7 @@ fn build_guest(package: &str, features: &[&str], out_name: &str) -> std::path::P
         .unwrap_or_else(|| workspace.join("target"))
         .join("guest");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    add_wasm_target(&workspace);
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&workspace)
         .args(["build", "--quiet", "--target", "wasm32-wasip2", "--profile", "guest", "-p", package])
@@ -50,9 +51,35 @@ fn build_guest(package: &str, features: &[&str], out_name: &str) -> std::path::P
         .join("wasm32-wasip2")
         .join("guest")
         .join(format!("{}.wasm", package.replace('-', "_")));
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap()).join(format!("{out_name}.wasm"));
-    std::fs::copy(&built, &out).unwrap_or_else(|e| panic!("copying {}: {e}", built.display()));
-    println!("cargo:rerun-if-changed={}", workspace.join("wit").display());
-    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());
-    out
+    std::fs::copy(&built, out).unwrap_or_else(|e| panic!("copying {}: {e}", built.display()));
+}
+
+/// Adds the wasm32-wasip2 target with rustup when the toolchain lacks it,
+/// so that a fresh checkout builds with one command (rustup does not add a
+/// `rust-toolchain.toml`'s targets on machines that set
+/// RUSTUP_AUTO_INSTALL=0). Without rustup, the build's own error says what
+/// is missing.
+fn add_wasm_target(workspace: &std::path::Path) {
+    use std::process::Command;
+
+    let installed = Command::new("rustup")
+        .current_dir(workspace)
+        .args(["target", "list", "--installed"])
+        .output();
+    let Ok(installed) = installed else {
+        return;
+    };
+    if String::from_utf8_lossy(&installed.stdout).lines().any(|t| t.trim() == "wasm32-wasip2") {
+        return;
+    }
+    let added = Command::new("rustup")
+        .current_dir(workspace)
+        .args(["target", "add", "wasm32-wasip2"])
+        .output();
+    // Quiet on success: cargo would repeat a build-script warning on every
+    // later build of the host.
+    match added {
+        Ok(out) if out.status.success() => {}
+        _ => panic!("the wasm32-wasip2 target is missing and rustup could not add it: run `rustup target add wasm32-wasip2`"),
+    }
 }

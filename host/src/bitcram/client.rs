@@ -69,7 +69,6 @@ pub struct Checkout {
     pub warehouse_id: u64,
     /// The discovery response, as received.
     pub body: Vec<u8>,
-    pub stats: CallStats,
 }
 
 /// Everything one sync reads from Bitcram, every body checked.
@@ -239,7 +238,6 @@ impl BitcramClient {
             id,
             warehouse_id,
             body: body.into(),
-            stats,
         })
     }
 

@@ -17,7 +17,7 @@ mod state;
 mod table;
 mod target;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use anyhow::{Context as _, anyhow, bail};
@@ -79,7 +79,7 @@ pub async fn create_tables(
 /// The state of the table before the run, as the guards and the diff need it.
 enum Current {
     /// Replace mode: only which ids exist.
-    Ids(HashMap<String, ()>),
+    Ids(HashSet<String>),
     /// Diff mode: each id's fingerprint of `stock` and `data`.
     Fingerprints(HashMap<String, Fingerprint>),
 }
@@ -157,7 +157,7 @@ impl Loader {
             dialect,
             quoted_table,
             synced_at_text: format_sql_datetime(settings.synced_at),
-            current: Current::Ids(HashMap::new()),
+            current: Current::Ids(HashSet::new()),
             pending: Vec::with_capacity(CHUNK_ROWS),
             pending_bytes: 0,
             chunks_written: 0,
@@ -236,7 +236,7 @@ impl Loader {
                         describe_db_error(&e)
                     )
                 })?;
-            Current::Ids(ids.into_iter().map(|id| (id, ())).collect())
+            Current::Ids(ids.into_iter().collect())
         };
         self.report.rows_before = match &self.current {
             Current::Ids(ids) => ids.len(),
@@ -366,7 +366,7 @@ impl Loader {
         let rows = self.report.rows_before;
         self.report.rows_new = rows;
         self.report.unchanged = rows;
-        self.current = Current::Ids(HashMap::new());
+        self.current = Current::Ids(HashSet::new());
         if let Some(tracking) = &mut self.tracking {
             tracking.after = tracking.before;
             tracking.input = tracking.previous.as_ref().map(|previous| InputRecord {
@@ -399,7 +399,7 @@ impl Loader {
     async fn complete(&mut self) -> anyhow::Result<()> {
         self.flush().await?;
         let vanished: Vec<String> = match &mut self.current {
-            Current::Ids(ids) => ids.drain().map(|(id, ())| id).collect(),
+            Current::Ids(ids) => ids.drain().collect(),
             Current::Fingerprints(map) => map.drain().map(|(id, _)| id).collect(),
         };
         self.report.deleted = vanished.len() as u64;

@@ -51,10 +51,6 @@ impl CompileCache {
         base.join("bitcram-sync").join("plugins")
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// The entry's path for a component with this sha256 on this engine.
     pub fn entry_path(&self, engine: &Engine, sha256: &str) -> PathBuf {
         let mut hasher = Sha256Hasher(Sha256::new());

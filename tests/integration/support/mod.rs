@@ -25,9 +25,11 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
+// The same guest build as the host's build script.
+include!("../../../host/build_guest.rs");
+
 /// Builds `plugins/test-plugins` with one feature as a component, once per
-/// test run, and returns its path. The build uses its own target directory:
-/// `cargo test` holds the lock on the main one.
+/// test run, and returns its path (see `host/build_guest.rs`).
 #[track_caller]
 pub fn test_plugin(variant: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
@@ -36,36 +38,8 @@ pub fn test_plugin(variant: &str) -> PathBuf {
     if let Some(path) = built.get(variant) {
         return path.clone();
     }
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let target_dir = tmp.parent().unwrap().join("guest");
-    let output = Command::new(env!("CARGO"))
-        .current_dir(workspace())
-        .args([
-            "build",
-            "--quiet",
-            "--target",
-            "wasm32-wasip2",
-            "--profile",
-            "guest",
-        ])
-        .args(["-p", "test-plugins", "--features", variant])
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("RUSTFLAGS")
-        .output()
-        .expect("running cargo to build a test plugin");
-    assert!(
-        output.status.success(),
-        "building test plugin {variant} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let dest = tmp.join(format!("test-plugin-{variant}.wasm"));
-    std::fs::copy(
-        target_dir.join("wasm32-wasip2/guest/test_plugins.wasm"),
-        &dest,
-    )
-    .unwrap();
+    let dest = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("test-plugin-{variant}.wasm"));
+    build_guest("test-plugins", &[variant], &dest);
     built.insert(variant.to_owned(), dest.clone());
     dest
 }
