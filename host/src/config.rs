@@ -49,6 +49,12 @@ pub fn log_format() -> Result<LogFormat> {
     }
 }
 
+/// A setting's value trimmed, `None` when unset or blank: a blank value
+/// means unset.
+fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
 /// An environment variable, `None` when unset or empty.
 pub fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -124,14 +130,9 @@ fn database_from_instance(args: &DatabaseArgs, instance: &str) -> Result<Databas
             "--instance-db (INSTANCE_DB) is {instance:?}; expected a Cloud SQL connection name project:region:instance"
         )));
     }
-    let user = args
-        .user_db
-        .as_deref()
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .ok_or_else(|| {
-            config_error("--instance-db (INSTANCE_DB) is set but --user-db (USER_DB) is not")
-        })?;
+    let user = given(&args.user_db).ok_or_else(|| {
+        config_error("--instance-db (INSTANCE_DB) is set but --user-db (USER_DB) is not")
+    })?;
     let password = env_var("PASSWORD_DB");
     let socket = args.cloud_sql_socket_dir.join(instance);
     let mut url = reqwest::Url::parse("mysql://localhost/").expect("a literal URL parses");
@@ -243,16 +244,8 @@ pub fn token_source(args: &crate::cli::BitcramArgs) -> Result<crate::extract::To
         let token = Token::new(raw).map_err(|e| config_error(format!("BITCRAM_TOKEN: {e}")))?;
         return Ok(TokenSource::Env(token));
     }
-    let project = args
-        .project_id
-        .as_deref()
-        .map(str::trim)
-        .filter(|p| !p.is_empty());
-    let secret = args
-        .secret_id
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
+    let project = given(&args.project_id);
+    let secret = given(&args.secret_id);
     let (project, secret) = match (project, secret) {
         (Some(project), Some(secret)) => (project, secret),
         (None, None) => {
@@ -300,17 +293,8 @@ pub fn bitcram_config(
 /// The Bitcram settings for a live run, checked.
 pub fn live_input(args: &crate::cli::BitcramArgs) -> Result<crate::extract::LiveInput> {
     let missing = |flag: &str, var: &str| ConfigError(format!("{flag} ({var}) is not set"));
-    let url = args
-        .bitcram_url
-        .as_deref()
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .ok_or_else(|| missing("--bitcram-url", "URL_BITCRAM"))?;
-    let checkout_number = args
-        .checkout
-        .as_deref()
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
+    let url = given(&args.bitcram_url).ok_or_else(|| missing("--bitcram-url", "URL_BITCRAM"))?;
+    let checkout_number = given(&args.checkout)
         .ok_or_else(|| missing("--checkout", "CHECKOUT"))?
         .to_owned();
     let token = token_source(args)?;

@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::load::{LoadReport, SyncMode};
+use crate::model::SourceCounts;
 use crate::plugin::PluginIdentity;
 
 /// Everything a run did.
@@ -39,12 +40,9 @@ pub struct SourceReport {
     pub checkout_number: String,
     pub checkout_id: u64,
     pub warehouse_id: u64,
-    /// Items in the price list (the catalog).
-    pub price_list_items: u64,
-    /// Items in the warehouse's stock.
-    pub stock_items: u64,
-    /// Stock items for products not in the price list.
-    pub dropped_stock_items: u64,
+    /// What the transform counted (in the JSON beside the fields above).
+    #[serde(flatten)]
+    pub counts: SourceCounts,
 }
 
 /// How long each phase took. Extraction and the opening of the load overlap,
@@ -71,9 +69,9 @@ impl RunReport {
             table = %self.table,
             source = self.source.kind,
             checkout = %self.source.checkout_number,
-            price_list_items = self.source.price_list_items,
-            stock_items = self.source.stock_items,
-            dropped_stock_items = self.source.dropped_stock_items,
+            price_list_items = self.source.counts.price_list_items,
+            stock_items = self.source.counts.stock_items,
+            dropped_stock_items = self.source.counts.dropped_stock_items,
             rows_before = r.rows_before,
             inserted = r.inserted,
             updated = r.updated,

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::extract::{Extracted, Input};
 use crate::load::{DatabaseTarget, InputRecord, LoadReport, LoadSettings, Loader};
-use crate::model::{Row, format_synced_at};
+use crate::model::{Row, SourceCounts, format_synced_at};
 use crate::plugin::Plugin;
 use crate::report::{Phases, RunReport, SourceReport};
 use crate::transform::{RowSink, TransformFailure, TransformReport, run_transform};
@@ -81,9 +81,7 @@ pub async fn run_sync(job: SyncJob, plugin: &Plugin, run_id: String) -> anyhow::
              nothing to transform"
         );
         let counts = TransformCounts {
-            price_list_items: previous.price_list_items,
-            stock_items: previous.stock_items,
-            dropped_stock_items: previous.dropped_stock_items,
+            source: previous.counts,
             plugin_peak_memory_bytes: 0,
             transform_ms: 0,
         };
@@ -133,17 +131,13 @@ pub async fn run_sync(job: SyncJob, plugin: &Plugin, run_id: String) -> anyhow::
         }
     };
     let counts = TransformCounts {
-        price_list_items: report.summary.price_list_items,
-        stock_items: report.summary.stock_items,
-        dropped_stock_items: report.summary.dropped_stock_items,
+        source: SourceCounts::from(&report.summary),
         plugin_peak_memory_bytes: report.plugin_peak_memory_bytes as u64,
         transform_ms,
     };
     loader.record_input(InputRecord {
         input_sha256,
-        price_list_items: counts.price_list_items,
-        stock_items: counts.stock_items,
-        dropped_stock_items: counts.dropped_stock_items,
+        counts: counts.source,
     });
     let load: LoadReport = loader.finish().await?;
     Ok(finished.report(&extracted, counts, load, false))
@@ -151,9 +145,7 @@ pub async fn run_sync(job: SyncJob, plugin: &Plugin, run_id: String) -> anyhow::
 
 /// What the transform reported, or the last run's figures when it was skipped.
 struct TransformCounts {
-    price_list_items: u64,
-    stock_items: u64,
-    dropped_stock_items: u64,
+    source: SourceCounts,
     plugin_peak_memory_bytes: u64,
     transform_ms: u64,
 }
@@ -197,9 +189,7 @@ impl Finished<'_> {
                 checkout_number: extracted.run_info.checkout_number.clone(),
                 checkout_id: extracted.run_info.checkout_id,
                 warehouse_id: extracted.run_info.warehouse_id,
-                price_list_items: counts.price_list_items,
-                stock_items: counts.stock_items,
-                dropped_stock_items: counts.dropped_stock_items,
+                counts: counts.source,
             },
             rows: load,
             transform_skipped,

@@ -95,9 +95,9 @@ pub(super) async fn run(
     writeln!(
         out,
         "  {} price-list items, {} stock items ({} for products not in the catalog, dropped)",
-        report.source.price_list_items,
-        report.source.stock_items,
-        report.source.dropped_stock_items
+        report.source.counts.price_list_items,
+        report.source.counts.stock_items,
+        report.source.counts.dropped_stock_items
     )?;
     writeln!(
         out,

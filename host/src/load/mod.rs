@@ -35,7 +35,7 @@ pub use state::{
 pub use table::{Dialect, TableName, check_table, create_table, create_table_sql};
 pub use target::{DatabaseTarget, describe_db_error};
 
-use crate::model::{Row, format_sql_datetime};
+use crate::model::{Row, SourceCounts, format_sql_datetime};
 use fingerprint::{Fingerprint, fingerprint};
 use post_load::TransactionMark;
 
@@ -102,9 +102,7 @@ struct Tracking {
 pub struct InputRecord {
     /// The [`input_key`].
     pub input_sha256: String,
-    pub price_list_items: u64,
-    pub stock_items: u64,
-    pub dropped_stock_items: u64,
+    pub counts: SourceCounts,
 }
 
 /// One open load transaction.
@@ -371,9 +369,7 @@ impl Loader {
             tracking.after = tracking.before;
             tracking.input = tracking.previous.as_ref().map(|previous| InputRecord {
                 input_sha256: previous.input_sha256.clone(),
-                price_list_items: previous.price_list_items,
-                stock_items: previous.stock_items,
-                dropped_stock_items: previous.dropped_stock_items,
+                counts: previous.counts,
             });
         }
         self.finish().await
@@ -451,9 +447,7 @@ impl Loader {
             let record = RunRecord {
                 input_sha256: input.input_sha256,
                 table_digest: tracking.after.to_hex(),
-                price_list_items: input.price_list_items,
-                stock_items: input.stock_items,
-                dropped_stock_items: input.dropped_stock_items,
+                counts: input.counts,
                 synced_at: self.synced_at_text.clone(),
             };
             let same = tracking.previous.as_ref().is_some_and(|previous| {

@@ -20,7 +20,7 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row as _};
 use super::fingerprint::Fingerprint;
 use super::table::{Dialect, TableName, table_columns};
 use super::target::describe_db_error;
-use crate::model::BodyDigest;
+use crate::model::{BodyDigest, SourceCounts};
 
 /// The state table's name, in the target's schema.
 pub const STATE_TABLE: &str = "bitcram_sync_state";
@@ -56,9 +56,8 @@ pub struct RunRecord {
     pub input_sha256: String,
     /// The [`TableDigest`] of the rows it left.
     pub table_digest: String,
-    pub price_list_items: u64,
-    pub stock_items: u64,
-    pub dropped_stock_items: u64,
+    /// Its source counts.
+    pub counts: SourceCounts,
     /// Its sync time.
     pub synced_at: String,
 }
@@ -167,9 +166,11 @@ pub async fn read(
     Ok(Some(Some(RunRecord {
         input_sha256: row.try_get(0)?,
         table_digest: row.try_get(1)?,
-        price_list_items: count(2)?,
-        stock_items: count(3)?,
-        dropped_stock_items: count(4)?,
+        counts: SourceCounts {
+            price_list_items: count(2)?,
+            stock_items: count(3)?,
+            dropped_stock_items: count(4)?,
+        },
         synced_at: row.try_get(5)?,
     })))
 }
@@ -205,9 +206,9 @@ pub async fn write(
         .bind(target.table().to_owned())
         .bind(record.input_sha256.clone())
         .bind(record.table_digest.clone())
-        .bind(record.price_list_items as i64)
-        .bind(record.stock_items as i64)
-        .bind(record.dropped_stock_items as i64)
+        .bind(record.counts.price_list_items as i64)
+        .bind(record.counts.stock_items as i64)
+        .bind(record.counts.dropped_stock_items as i64)
         .bind(record.synced_at.clone())
         .execute(&mut *conn)
         .await

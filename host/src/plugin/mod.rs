@@ -42,7 +42,7 @@ pub use bindings::bitcram::transform::types::{
 };
 use bindings::bitcram::transform::types::{Row as GuestRow, RunContext as GuestRunContext};
 
-use crate::model::{Row, RunContext, Source};
+use crate::model::{Row, RunContext, Source, SourceCounts};
 use bindings::{Transform as TransformBindings, TransformPre};
 
 /// The WIT package whose `transformer` interface a plugin must export.
@@ -545,6 +545,16 @@ impl From<&RunContext> for GuestRunContext {
             checkout_id: context.checkout_id,
             warehouse_id: context.warehouse_id,
             synced_at: context.synced_at.clone(),
+        }
+    }
+}
+
+impl From<&Summary> for SourceCounts {
+    fn from(summary: &Summary) -> Self {
+        SourceCounts {
+            price_list_items: summary.price_list_items,
+            stock_items: summary.stock_items,
+            dropped_stock_items: summary.dropped_stock_items,
         }
     }
 }
