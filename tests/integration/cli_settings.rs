@@ -403,11 +403,13 @@ async fn the_transform_settings_work_from_the_environment() {
     let spin = support::test_plugin("spin").display().to_string();
     let out = local.sync(
         &dot_env,
-        &[("TRANSFORM_PLUGIN", &spin), ("PLUGIN_TIMEOUT", "1ms")],
+        // Enough for the gate's call of info() on a loaded machine; the
+        // plugin's push then spins past it.
+        &[("TRANSFORM_PLUGIN", &spin), ("PLUGIN_TIMEOUT", "500ms")],
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("ran past its time limit of 1 ms (--plugin-timeout)"),
+        stderr(&out).contains("ran past its time limit of 500 ms (--plugin-timeout)"),
         "{}",
         stderr(&out)
     );

@@ -201,3 +201,180 @@ async fn an_unreadable_cache_entry_is_a_miss() {
         assert_eq!(plugin.cache_outcome(), CacheOutcome::Miss);
     }
 }
+
+/// Runs `plugin check PATH` through the binary, failing the test if it does
+/// not answer within 30 s (a read that blocks would hang here).
+fn check_within_seconds(path: &std::path::Path) -> (Option<i32>, String, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let mut child = support::bin()
+        .args(["plugin", "check"])
+        .arg(path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+            return (status.code(), stderr, started.elapsed());
+        }
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("plugin check {} still running after 30 s", path.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_plugin_path_that_is_not_a_regular_file_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let zero = dir.path().join("zero.wasm");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let fifo = dir.path().join("fifo.wasm");
+    mkfifo(&fifo);
+    let folder = dir.path().join("folder.wasm");
+    std::fs::create_dir(&folder).unwrap();
+    // Sparse: larger than the limit without taking the disk.
+    let huge = dir.path().join("huge.wasm");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(bitcram_sync::plugin::PLUGIN_FILE_MAX_BYTES + 1)
+        .unwrap();
+    for (path, says) in [
+        (&zero, "refused: it is a device, not a regular file"),
+        (&fifo, "refused: it is a FIFO, not a regular file"),
+        (&folder, "refused: it is a directory, not a regular file"),
+        (
+            &huge,
+            "refused: it is 256 MiB or more, larger than the limit of 256 MiB",
+        ),
+    ] {
+        let (code, stderr, took) = check_within_seconds(path);
+        assert_eq!(code, Some(3), "{}: {stderr}", path.display());
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .collect();
+        assert_eq!(errors.len(), 1, "{stderr}");
+        assert!(errors[0].contains(says), "{}: {stderr}", path.display());
+        assert!(
+            took < std::time::Duration::from_secs(10),
+            "{} took {took:?}",
+            path.display()
+        );
+    }
+}
+
+#[tokio::test]
+async fn cache_entries_that_are_not_plain_files_of_the_job_are_not_used() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let cache = CompileCache::new(dir.path().join("cache"));
+    let host = PluginHost::new(PluginLimits::default(), Some(cache.clone())).unwrap();
+    assert_eq!(
+        host.load(&PluginSource::Embedded, None)
+            .await
+            .unwrap()
+            .cache_outcome(),
+        CacheOutcome::Miss
+    );
+    let cache_dir = dir.path().join("cache");
+    let mode = std::fs::metadata(&cache_dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode, 0o700,
+        "the job creates its cache directory for itself only"
+    );
+    let entry = cache.entry_path(host.engine(), &support::default_plugin_sha256());
+    let good = dir.path().join("good.cwasm");
+    std::fs::copy(&entry, &good).unwrap();
+    let hit = || async {
+        host.load(&PluginSource::Embedded, None)
+            .await
+            .unwrap()
+            .cache_outcome()
+    };
+    assert_eq!(hit().await, CacheOutcome::Hit);
+
+    // Each of these is a miss, compiled afresh (and none hangs or reads
+    // without end); a miss stores a good entry again.
+    let restore = || {
+        let _ = std::fs::remove_file(&entry);
+        std::fs::copy(&good, &entry).unwrap();
+        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    std::fs::remove_file(&entry).unwrap();
+    mkfifo(&entry);
+    assert_eq!(hit().await, CacheOutcome::Miss, "a FIFO");
+    std::fs::remove_file(&entry).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &entry).unwrap();
+    assert_eq!(hit().await, CacheOutcome::Miss, "a link to /dev/zero");
+    std::fs::remove_file(&entry).unwrap();
+    std::os::unix::fs::symlink(&good, &entry).unwrap();
+    assert_eq!(
+        hit().await,
+        CacheOutcome::Miss,
+        "a link to a good entry elsewhere"
+    );
+    restore();
+    std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert_eq!(hit().await, CacheOutcome::Miss, "an entry others may write");
+    restore();
+    std::os::unix::fs::chown(&entry, Some(65534), None).unwrap();
+    assert_eq!(hit().await, CacheOutcome::Miss, "an entry of another user");
+    restore();
+    assert_eq!(hit().await, CacheOutcome::Hit, "restored");
+
+    // A directory others may write: not read, and not written.
+    std::fs::set_permissions(&cache_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert_eq!(
+        hit().await,
+        CacheOutcome::Miss,
+        "a directory others may write"
+    );
+    std::fs::remove_file(&entry).unwrap();
+    assert_eq!(hit().await, CacheOutcome::Miss);
+    assert!(
+        !entry.exists(),
+        "nothing is stored in a directory others may write"
+    );
+}
+
+#[test]
+fn a_cache_others_may_write_is_named_in_a_warning() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("shared-cache");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = support::bin()
+        .args(["plugin", "check"])
+        .env("PLUGIN_CACHE_DIR", &cache)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("the plugin cache directory is writable by other users: not used; compiling")
+            && stderr.contains(&cache.display().to_string()),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&cache).unwrap().count(),
+        0,
+        "nothing stored"
+    );
+}

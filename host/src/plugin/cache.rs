@@ -1,16 +1,23 @@
 //! The on-disk cache of compiled components, keyed by the component's sha256
 //! and wasmtime's compatibility hash (version, target, engine settings).
 //!
-//! Any problem with an entry (missing, unreadable, stale, corrupt header) is a
-//! miss: the component is compiled again and the entry rewritten. The cache
-//! holds native code that is loaded without verification, so its directory
-//! must be writable only by the user that runs the job.
+//! Any problem with an entry (missing, unreadable, not a regular file, stale,
+//! corrupt header) is a miss: the component is compiled again and the entry
+//! rewritten. The cache holds native code that is loaded without
+//! verification, so it is used only while the directory and the entry belong
+//! to the user that runs the job and nobody else may write them; the job
+//! creates the directory `0700`. Otherwise a warning, and a compile as for a
+//! miss, with nothing stored.
 
 use std::hash::{Hash, Hasher};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use std::os::unix::fs::DirBuilderExt as _;
+
 use sha2::{Digest, Sha256};
+
+use super::file::{CACHE_ENTRY_MAX_BYTES, Unreadable, read_regular, untrusted};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -68,26 +75,45 @@ impl CompileCache {
         sha256: &str,
     ) -> wasmtime::Result<(Component, CacheOutcome)> {
         let path = self.entry_path(engine, sha256);
-        // Read the entry into memory rather than mapping the file: a file
-        // truncated under a mapping would crash the process (SIGBUS).
-        match std::fs::read(&path) {
-            // SAFETY: the entry was written by `Component::serialize` of this
-            // engine configuration (the key includes the compatibility hash)
-            // into a directory only the job's user may write; wasmtime checks
-            // the header and version and refuses stale or truncated entries.
-            Ok(bytes) => match unsafe { Component::deserialize(engine, &bytes) } {
-                Ok(component) => return Ok((component, CacheOutcome::Hit)),
-                Err(e) => {
-                    tracing::debug!(path = %path.display(), error = %e, "plugin cache entry unusable; compiling");
+        // A directory others may write is not used at all: not read, and
+        // not written (what the job stores there could be replaced).
+        let dir_trusted = match std::fs::metadata(&self.dir) {
+            Ok(meta) => match untrusted(&meta) {
+                Some(why) => {
+                    tracing::warn!(dir = %self.dir.display(), "the plugin cache directory is {why}: not used; compiling");
+                    false
                 }
+                None => true,
             },
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                tracing::debug!(path = %path.display(), error = %e, "plugin cache entry unreadable; compiling");
+            Err(_) => true,
+        };
+        if dir_trusted {
+            // Read the entry into memory rather than mapping the file: a file
+            // truncated under a mapping would crash the process (SIGBUS).
+            match read_regular(&path, CACHE_ENTRY_MAX_BYTES, false) {
+                Ok((_, meta)) if untrusted(&meta).is_some() => {
+                    let why = untrusted(&meta).unwrap_or_default();
+                    tracing::warn!(path = %path.display(), "the plugin cache entry is {why}: not used; compiling");
+                }
+                // SAFETY: the entry was written by `Component::serialize` of
+                // this engine configuration (the key includes the
+                // compatibility hash) into a directory and a file only the
+                // job's user may write (checked above); wasmtime checks the
+                // header and version and refuses stale or truncated entries.
+                Ok((bytes, _)) => match unsafe { Component::deserialize(engine, &bytes) } {
+                    Ok(component) => return Ok((component, CacheOutcome::Hit)),
+                    Err(e) => {
+                        tracing::debug!(path = %path.display(), error = %e, "plugin cache entry unusable; compiling");
+                    }
+                },
+                Err(Unreadable::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::debug!(path = %path.display(), error = %e, "plugin cache entry unreadable; compiling");
+                }
             }
-            Err(_) => {}
         }
         let component = Component::new(engine, wasm)?;
-        if let Err(e) = self.store(&path, &component) {
+        if dir_trusted && let Err(e) = self.store(&path, &component) {
             tracing::debug!(dir = %self.dir.display(), error = %e, "plugin cache not written");
         }
         Ok((component, CacheOutcome::Miss))
@@ -95,7 +121,11 @@ impl CompileCache {
 
     fn store(&self, path: &Path, component: &Component) -> anyhow::Result<()> {
         let bytes = component.serialize()?;
-        std::fs::create_dir_all(&self.dir)?;
+        // Only the job's user may write where native code is kept.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)?;
         // Write a temporary file, then rename: readers never see half an entry.
         let mut file = tempfile::NamedTempFile::new_in(&self.dir)?;
         file.write_all(&bytes)?;

@@ -8,6 +8,7 @@
 //! store has a memory cap and a time budget enforced with epoch interruption.
 
 mod cache;
+mod file;
 mod gate;
 mod state;
 
@@ -21,6 +22,7 @@ use wasmtime::component::{Linker, ResourceAny};
 use wasmtime::{Config, Engine, Store, Trap};
 
 pub use cache::{CacheOutcome, CompileCache};
+pub use file::{CACHE_ENTRY_MAX_BYTES, PLUGIN_FILE_MAX_BYTES};
 pub use state::PluginLimits;
 
 use state::StoreState;
@@ -242,8 +244,9 @@ impl PluginHost {
         };
         let bytes: std::borrow::Cow<'static, [u8]> = match source {
             PluginSource::Embedded => DEFAULT_PLUGIN.into(),
-            PluginSource::Path(path) => std::fs::read(path)
-                .map_err(|e| refused(format!("cannot read the file: {e}")))?
+            PluginSource::Path(path) => file::read_regular(path, file::PLUGIN_FILE_MAX_BYTES, true)
+                .map_err(|e| refused(e.to_string()))?
+                .0
                 .into(),
         };
         let sha256 = gate::sha256_hex(&bytes);
