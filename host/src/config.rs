@@ -303,5 +303,6 @@ pub fn live_input(args: &crate::cli::BitcramArgs) -> Result<crate::extract::Live
         bitcram,
         token,
         checkout_number,
+        deadline: args.extract_timeout,
     })
 }

@@ -34,6 +34,8 @@ pub struct LiveInput {
     pub bitcram: BitcramConfig,
     pub token: TokenSource,
     pub checkout_number: String,
+    /// The longest the token and the calls may take in all.
+    pub deadline: std::time::Duration,
 }
 
 /// The pages in contract order, produced one at a time.
@@ -111,6 +113,18 @@ pub async fn extract(input: Input) -> anyhow::Result<Extracted> {
 /// download (the lists' checks still running), the run's context, and
 /// the time spent on the token and on the calls.
 async fn download_live(live: LiveInput) -> anyhow::Result<(Download, RunInfo, u64, u64)> {
+    let deadline = live.deadline;
+    tokio::time::timeout(deadline, download_live_untimed(live))
+        .await
+        .unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "the extraction did not finish within {} (--extract-timeout); nothing was written",
+                crate::model::format_duration(deadline)
+            ))
+        })
+}
+
+async fn download_live_untimed(live: LiveInput) -> anyhow::Result<(Download, RunInfo, u64, u64)> {
     let secrets_started = Instant::now();
     let token = match live.token {
         TokenSource::Env(token) => token,

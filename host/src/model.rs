@@ -124,6 +124,20 @@ fn format_utc(
         .expect("a UTC time always formats")
 }
 
+/// A duration as the settings write it: `1500 ms`, `30 s`, `5 min`.
+pub fn format_duration(duration: std::time::Duration) -> String {
+    let ms = duration.as_millis();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms.is_multiple_of(60_000) {
+        format!("{} min", ms / 60_000)
+    } else if ms.is_multiple_of(1000) {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{:.1} s", duration.as_secs_f64())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +147,15 @@ mod tests {
         let at = time::macros::datetime!(2026-11-28 10:23:00.1234567 +01:00);
         assert_eq!(format_synced_at(at), "2026-11-28T09:23:00.123456Z");
         assert_eq!(format_sql_datetime(at), "2026-11-28 09:23:00.123456");
+    }
+
+    #[test]
+    fn durations_read_as_the_settings_write_them() {
+        use std::time::Duration;
+        assert_eq!(format_duration(Duration::from_millis(1)), "1 ms");
+        assert_eq!(format_duration(Duration::from_secs(90)), "90 s");
+        assert_eq!(format_duration(Duration::from_secs(300)), "5 min");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1.5 s");
     }
 
     #[test]

@@ -498,3 +498,61 @@ async fn the_database_password_appears_nowhere() {
     db.drop_user(&user).await;
     db.drop_now().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bitcram_that_never_answers_stops_at_the_deadline_holding_no_row_lock() {
+    let server = FakeServer::start().await;
+    server.script(CHECKOUTS, [Reply::ok(CHECKOUT_BODY)]);
+    server.script(STOCK, [Reply::ok(STOCK_BODY)]);
+    server.script(
+        PRICE_LIST,
+        [Reply::ok(PRICE_LIST_BODY).delayed(std::time::Duration::from_secs(20))],
+    );
+    let db = TestDb::new().await;
+    let before = seed_one_product(&db).await;
+    let mut cmd = live_sync(&server, &db);
+    cmd.env("BITCRAM_TOKEN", TOKEN).env("EXTRACT_TIMEOUT", "4s");
+    let started = std::time::Instant::now();
+    let run = tokio::task::spawn_blocking(move || cmd.output().unwrap());
+
+    // While the price list is awaited, another writer of the table gets
+    // its row at once: the run has deleted nothing and locks no row.
+    while server.requests_to(PRICE_LIST).is_empty() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "no price-list call"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut other = db.pool.acquire().await.unwrap();
+    sqlx::query("SET SESSION innodb_lock_wait_timeout = 1")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let updated = sqlx::query("UPDATE raw_item_data SET stock = stock WHERE id = '1'")
+        .execute(&mut *other)
+        .await;
+    assert!(
+        updated.is_ok(),
+        "another writer waited for the run: {updated:?}"
+    );
+    drop(other);
+
+    let out = run.await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "the extraction did not finish within 4 s (--extract-timeout); nothing was written"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(tables(&db).await, before);
+    db.drop_now().await;
+}

@@ -120,16 +120,19 @@ pub struct Loader {
     lock_name: Option<String>,
     /// Marks the transaction, to tell whether a post-load statement ended it.
     mark: Option<TransactionMark>,
+    /// Whether replace mode has emptied the table yet.
+    emptied: bool,
     tracking: Option<Tracking>,
     report: LoadReport,
     started: Instant,
 }
 
 impl Loader {
-    /// Opens the transaction: takes the run lock, checks the table, reads
-    /// the current rows' ids (and fingerprints, in diff mode)
-    /// and, in replace mode, deletes every row (inside the transaction).
-    /// Meant to run while the extraction is still under way.
+    /// Opens the transaction: takes the run lock, checks the table and the
+    /// post-load statements, and reads the current rows' ids (and
+    /// fingerprints, in diff mode) without locking them. Meant to run while
+    /// the extraction is still under way; replace mode's `DELETE` waits for
+    /// the first row to write.
     pub async fn begin(pool: AnyPool, settings: LoadSettings) -> anyhow::Result<Self> {
         let started = Instant::now();
         let mut conn = pool
@@ -161,6 +164,7 @@ impl Loader {
             chunks_written: 0,
             lock_name,
             mark: None,
+            emptied: false,
             tracking: None,
             report: LoadReport {
                 dry_run: settings.dry_run,
@@ -241,15 +245,6 @@ impl Loader {
             Current::Fingerprints(map) => map.len(),
         } as u64;
 
-        if self.settings.mode == SyncMode::Replace && !self.settings.dry_run {
-            let sql = format!("DELETE FROM {}", self.quoted_table);
-            sqlx::query(AssertSqlSafe(sql))
-                .execute(&mut **tx)
-                .await
-                .map_err(|e| {
-                    anyhow!("delete: emptying {table} failed: {}", describe_db_error(&e))
-                })?;
-        }
         tracing::debug!(rows_before = self.report.rows_before, %table, "load transaction open");
         Ok(())
     }
@@ -295,10 +290,35 @@ impl Loader {
         Ok(())
     }
 
+    /// Replace mode: empties the table (inside the transaction) before the
+    /// first row is written. Not earlier: until then the run holds no row
+    /// lock, so a slow extraction keeps no other writer of the table
+    /// waiting.
+    async fn empty_for_replace(&mut self) -> anyhow::Result<()> {
+        if self.settings.mode != SyncMode::Replace || self.settings.dry_run || self.emptied {
+            return Ok(());
+        }
+        let sql = format!("DELETE FROM {}", self.quoted_table);
+        let tx = self.tx.as_mut().expect("transaction open");
+        sqlx::query(AssertSqlSafe(sql))
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| {
+                anyhow!(
+                    "delete: emptying {} failed: {}",
+                    self.settings.table,
+                    describe_db_error(&e)
+                )
+            })?;
+        self.emptied = true;
+        Ok(())
+    }
+
     async fn flush(&mut self) -> anyhow::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
+        self.empty_for_replace().await?;
         self.chunks_written += 1;
         let chunk = self.chunks_written;
         let rows = std::mem::take(&mut self.pending);
@@ -394,6 +414,8 @@ impl Loader {
 
     async fn complete(&mut self) -> anyhow::Result<()> {
         self.flush().await?;
+        // A catalog without rows (allowed by --allow-shrink) still empties it.
+        self.empty_for_replace().await?;
         let vanished: Vec<String> = match &mut self.current {
             Current::Ids(ids) => ids.drain().collect(),
             Current::Fingerprints(map) => map.drain().map(|(id, _)| id).collect(),
