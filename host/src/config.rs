@@ -71,7 +71,7 @@ pub enum SqliteFile {
 
 /// The database from `--database-url`, or from the Cloud SQL settings.
 pub fn database_target(args: &DatabaseArgs, sqlite: SqliteFile) -> Result<DatabaseTarget> {
-    match (&args.database_url, &args.instance_db) {
+    let target = match (&args.database_url, &args.instance_db) {
         (Some(_), Some(_)) => Err(config_error(
             "both --database-url (DATABASE_URL) and --instance-db (INSTANCE_DB) are set; set only one",
         )),
@@ -81,7 +81,8 @@ pub fn database_target(args: &DatabaseArgs, sqlite: SqliteFile) -> Result<Databa
             "no database configured: set --database-url (DATABASE_URL), or --instance-db (INSTANCE_DB) \
              with USER_DB and PASSWORD_DB",
         )),
-    }
+    }?;
+    Ok(target.with_lock_wait(args.lock_wait_timeout))
 }
 
 fn database_from_url(url: &str, sqlite: SqliteFile) -> Result<DatabaseTarget> {

@@ -131,3 +131,36 @@ async fn a_failed_commit_names_the_step() {
     assert_eq!(db.rows("raw_item_data").await, old);
     db.drop_now().await;
 }
+
+#[tokio::test]
+async fn a_lock_held_elsewhere_is_waited_for_only_as_long_as_lock_wait_timeout() {
+    let (db, old) = seeded(&[1, 2, 3]).await;
+    let mut holder = db.pool.acquire().await.unwrap();
+    sqlx::raw_sql("LOCK TABLES raw_item_data READ")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::sync_run::snapshot(dir.path(), &[1, 2, 3, 4], &[]);
+    let started = std::time::Instant::now();
+    let out = sync(&db, dir.path(), &["--lock-wait-timeout", "2s"]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    let error = error_line(&out);
+    assert!(
+        error.starts_with(
+            "error: waited more than 2 s (--lock-wait-timeout) for a lock another session holds on the \
+             table; nothing was committed: delete: emptying raw_item_data failed: Lock wait timeout exceeded"
+        ),
+        "{error}"
+    );
+    assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
+    sqlx::raw_sql("UNLOCK TABLES")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    drop(holder);
+    assert_eq!(db.rows("raw_item_data").await, old);
+    assert_eq!(db.rows("mirror").await, old);
+    db.drop_now().await;
+}

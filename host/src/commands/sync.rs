@@ -40,7 +40,10 @@ pub(super) async fn run(args: SyncArgs, run_id: String) -> anyhow::Result<ExitCo
             database,
             load,
         };
-        run_sync(job, &plugin, run_id).await
+        let lock_wait = job.database.lock_wait();
+        run_sync(job, &plugin, run_id)
+            .await
+            .map_err(|e| explain_lock_wait(e, lock_wait))
     }
     .await;
     let report = match outcome {
@@ -80,4 +83,21 @@ pub(super) async fn run(args: SyncArgs, run_id: String) -> anyhow::Result<ExitCo
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A statement that gave up waiting for another session's lock: says so
+/// first, with the bound, before the step and the server's words.
+fn explain_lock_wait(
+    error: anyhow::Error,
+    lock_wait: Option<std::time::Duration>,
+) -> anyhow::Error {
+    let waited = format!("{error:#}").contains("Lock wait timeout exceeded");
+    match lock_wait {
+        Some(bound) if waited => error.context(format!(
+            "waited more than {} (--lock-wait-timeout) for a lock another session holds on the table; \
+             nothing was committed",
+            crate::model::format_duration(bound)
+        )),
+        _ => error,
+    }
 }

@@ -17,6 +17,9 @@ pub struct DatabaseTarget {
     description: String,
     /// A SQLite file that must already exist (it is not created).
     existing_file: Option<std::path::PathBuf>,
+    /// How long a statement waits for another session's lock (MySQL and
+    /// MariaDB); the server's own setting when unset.
+    lock_wait: Option<Duration>,
 }
 
 impl std::fmt::Debug for DatabaseTarget {
@@ -32,7 +35,20 @@ impl DatabaseTarget {
             url,
             description,
             existing_file: None,
+            lock_wait: None,
         }
+    }
+
+    /// Bounds how long the run's statements wait for a lock another session
+    /// holds (whole seconds, at least 1).
+    pub fn with_lock_wait(mut self, lock_wait: Duration) -> Self {
+        self.lock_wait = Some(lock_wait);
+        self
+    }
+
+    /// The bound set by [`DatabaseTarget::with_lock_wait`].
+    pub fn lock_wait(&self) -> Option<Duration> {
+        self.lock_wait
     }
 
     /// A local SQLite file; created if missing only when `create` is set
@@ -45,6 +61,7 @@ impl DatabaseTarget {
             url: format!("{description}?mode={mode}"),
             description,
             existing_file: (!create).then(|| path.to_owned()),
+            lock_wait: None,
         }
     }
 
@@ -69,7 +86,23 @@ impl DatabaseTarget {
             );
         }
         sqlx::any::install_default_drivers();
+        let lock_wait = self
+            .lock_wait
+            .filter(|_| !self.is_sqlite())
+            .map(|d| d.as_secs().max(1));
         AnyPoolOptions::new()
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if let Some(seconds) = lock_wait {
+                        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                            "SET SESSION lock_wait_timeout = {seconds}, innodb_lock_wait_timeout = {seconds}"
+                        )))
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
             .max_connections(1)
             .min_connections(0)
             .acquire_timeout(CONNECT_TIMEOUT)
