@@ -7,6 +7,10 @@ pub const FAILURE: u8 = 1;
 pub const USAGE: u8 = 2;
 /// The transform plugin was refused by the gate.
 pub const PLUGIN_REFUSED: u8 = 3;
+/// Stopped by SIGINT (128 + 2, as shells report it).
+pub const STOPPED_BY_SIGINT: u8 = 130;
+/// Stopped by SIGTERM (128 + 15), which Cloud Run sends at the task timeout.
+pub const STOPPED_BY_SIGTERM: u8 = 143;
 
 /// The exit codes, for `--help` (a macro so that it can be `concat!`ed
 /// with other help text).
@@ -21,6 +25,8 @@ macro_rules! exit_codes_help {
   2  configuration or usage error (including a post-load statement that would end the
      transaction)
   3  the transform plugin was refused (not a component, wrong contract version,
-     imports outside the contract, sha256 mismatch)"
+     imports outside the contract, sha256 mismatch)
+  130, 143  stopped by SIGINT or SIGTERM (Cloud Run sends SIGTERM at the task timeout);
+     the open transaction is rolled back"
     };
 }

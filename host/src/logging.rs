@@ -32,6 +32,11 @@ pub enum LogFormat {
 
 static RUN_ID: OnceLock<String> = OnceLock::new();
 
+/// The run id set by [`set_run_id`] (empty before).
+pub fn run_id() -> String {
+    RUN_ID.get().cloned().unwrap_or_default()
+}
+
 /// Sets the run id that every JSON line carries from now on.
 pub fn set_run_id(run_id: &str) {
     let _ = RUN_ID.set(run_id.to_owned());

@@ -556,3 +556,62 @@ async fn a_bitcram_that_never_answers_stops_at_the_deadline_holding_no_row_lock(
     assert_eq!(tables(&db).await, before);
     db.drop_now().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_rolls_back_and_says_so_in_one_error_entry() {
+    for (format, signal, code) in [("json", libc::SIGTERM, 143), ("human", libc::SIGINT, 130)] {
+        let server = FakeServer::start().await;
+        server.script(CHECKOUTS, [Reply::ok(CHECKOUT_BODY)]);
+        server.script(STOCK, [Reply::ok(STOCK_BODY)]);
+        server.script(
+            PRICE_LIST,
+            [Reply::ok(PRICE_LIST_BODY).delayed(std::time::Duration::from_secs(30))],
+        );
+        let db = TestDb::new().await;
+        let before = seed_one_product(&db).await;
+        let mut cmd = live_sync(&server, &db);
+        cmd.env("BITCRAM_TOKEN", TOKEN)
+            .env("LOG_FORMAT", format)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let child = cmd.spawn().unwrap();
+        let pid = child.id() as i32;
+        let started = std::time::Instant::now();
+        while server.requests_to(PRICE_LIST).is_empty() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(15),
+                "no price-list call"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        // SAFETY: kill has no memory preconditions; the child is ours.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+        let stopped_at = std::time::Instant::now();
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+            .await
+            .unwrap();
+        assert!(
+            stopped_at.elapsed() < std::time::Duration::from_secs(10),
+            "{format}: slow to stop"
+        );
+        assert_eq!(out.status.code(), Some(code), "{format}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let name = if signal == libc::SIGTERM {
+            "SIGTERM"
+        } else {
+            "SIGINT"
+        };
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("error: ") || l.contains(r#""severity":"ERROR""#))
+            .collect();
+        assert_eq!(errors.len(), 1, "{format}: {stderr}");
+        assert!(
+            errors[0].contains(&format!("stopped by {name} before the run finished")),
+            "{format}: {stderr}"
+        );
+        assert_eq!(tables(&db).await, before, "{format}");
+        db.drop_now().await;
+    }
+}

@@ -20,6 +20,9 @@ use crate::transform::TransformFailure;
 /// The exit status for an error that ended a command.
 pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
     for cause in error.chain() {
+        if let Some(stopped) = cause.downcast_ref::<Stopped>() {
+            return ExitCode::from(stopped.code);
+        }
         if cause.downcast_ref::<ConfigError>().is_some() {
             return ExitCode::from(exit::USAGE);
         }
@@ -35,11 +38,46 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
     ExitCode::from(exit::FAILURE)
 }
 
-/// Runs the command.
+/// The command was stopped by a signal before it finished.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "stopped by {signal} before the run finished ({why}); the database rolls back the load's \
+     transaction if it was still open"
+)]
+pub struct Stopped {
+    signal: &'static str,
+    why: &'static str,
+    code: u8,
+}
+
+/// Runs the command until it ends or SIGTERM or SIGINT arrives; then the
+/// command is dropped, which closes its database connection, and the server
+/// rolls back whatever was not committed.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Every log line of the command carries the run id, the first one too.
     let run_id = crate::report::new_run_id(config::env_var("CLOUD_RUN_EXECUTION"));
     crate::logging::set_run_id(&run_id);
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| anyhow::anyhow!("listening for SIGTERM: {e}"))?;
+    tokio::select! {
+        result = dispatch(cli) => result,
+        _ = terminate.recv() => Err(Stopped {
+            signal: "SIGTERM",
+            why: "Cloud Run sends it at the task timeout",
+            code: exit::STOPPED_BY_SIGTERM,
+        }
+        .into()),
+        _ = tokio::signal::ctrl_c() => Err(Stopped {
+            signal: "SIGINT",
+            why: "interrupted",
+            code: exit::STOPPED_BY_SIGINT,
+        }
+        .into()),
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let run_id = crate::logging::run_id();
     match cli.command {
         Command::Sync(args) => sync::run(*args, run_id).await,
         Command::Demo {
