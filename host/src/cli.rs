@@ -220,17 +220,13 @@ pub struct LoadArgs {
     pub mode: crate::load::SyncMode,
 
     /// A statement to run after the rows, in the same transaction
-    /// (repeatable; in POST_LOAD_SQL separate them with `;`). Default on MySQL:
+    /// (repeatable, each value taken whole; in POST_LOAD_SQL separate them
+    /// with `;`, which counts only outside quotes and comments). Default on MySQL:
     /// `CALL app_import.update_mirror_raw_item_data()`; none on SQLite. An
     /// empty value runs none. Statements that commit or end the transaction
     /// (TRUNCATE and other DDL, COMMIT, ROLLBACK, LOCK TABLES, ...), and
     /// procedures that run them, are refused before anything is written.
-    #[arg(
-        long = "post-load-sql",
-        env = "POST_LOAD_SQL",
-        value_delimiter = ';',
-        value_name = "SQL"
-    )]
+    #[arg(long = "post-load-sql", env = "POST_LOAD_SQL", value_name = "SQL")]
     pub post_load_sql: Option<Vec<String>>,
 
     /// When the post-load statements run. `changes`: whenever rows were

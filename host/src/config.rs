@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{DatabaseArgs, LoadArgs};
 use crate::load::{
-    DatabaseTarget, Dialect, Flavor, LoadSettings, TableName, check_post_load_text, refusal_message,
+    DatabaseTarget, Dialect, Flavor, LoadSettings, TableName, check_post_load_text,
+    refusal_message, split_statements,
 };
 use crate::logging::LogFormat;
 
@@ -26,13 +27,25 @@ fn config_error(message: impl Into<String>) -> ConfigError {
 }
 
 /// Reads `.env` from the working directory, if there is one (the original
-/// job used one). Variables already set win.
+/// job used one; variables already set win), then unsets every setting's
+/// variable that is set but blank: a blank value means unset (the default),
+/// as people and deploy tools write it, except for `POST_LOAD_SQL`, where
+/// an empty value means "no statements". Call it before any thread starts.
 pub fn load_dotenv() -> Result<()> {
     match dotenvy::dotenv() {
-        Ok(_) => Ok(()),
-        Err(e) if e.not_found() => Ok(()),
-        Err(e) => Err(config_error(format!("reading .env: {e}"))),
+        Ok(_) => {}
+        Err(e) if e.not_found() => {}
+        Err(e) => return Err(config_error(format!("reading .env: {e}"))),
     }
+    for name in crate::cli::environment_settings() {
+        let blank = std::env::var_os(&name).is_some_and(|v| v.to_string_lossy().trim().is_empty());
+        if blank && name != "POST_LOAD_SQL" {
+            // SAFETY: called at start-up, before the runtime or any other
+            // thread exists, so nothing reads the environment concurrently.
+            unsafe { std::env::remove_var(&name) };
+        }
+    }
+    Ok(())
 }
 
 /// How the logs look: `LOG_FORMAT` (`json` or `human`); unset, JSON when
@@ -174,7 +187,13 @@ pub fn load_settings(
             args.max_delete_percent
         )));
     }
+    // POST_LOAD_SQL holds statements separated by `;` (outside quotes and
+    // comments); each --post-load-sql value is one statement, taken whole.
+    let from_env = std::env::var("POST_LOAD_SQL").ok();
     let post_load = match &args.post_load_sql {
+        Some(values) if values.len() == 1 && from_env.as_deref() == Some(values[0].as_str()) => {
+            split_statements(&values[0])
+        }
         Some(statements) => statements
             .iter()
             .map(|s| s.trim().to_owned())

@@ -489,3 +489,62 @@ fn bitcram_allow_insecure_http_lets_a_plain_http_url_past_its_check() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(!stderr(&out).contains("plain http://"), "{}", stderr(&out));
 }
+
+#[tokio::test]
+async fn a_blank_setting_means_its_default() {
+    let local = Local::new(&[1, 2]).await;
+    let dot_env = format!(
+        "DATABASE_URL={}\nPOST_LOAD_SQL=\nREPORT_FILE=report.json\n",
+        local.url
+    );
+    let out = local.sync(
+        &dot_env,
+        &[
+            ("SYNC_MODE", ""),
+            ("PLUGIN_CACHE_DIR", ""),
+            ("PLUGIN_TIMEOUT", " "),
+            ("MAX_DELETE_PERCENT", ""),
+            ("DRY_RUN", ""),
+        ],
+    );
+    assert_success(&out);
+    let report = local.report();
+    assert_eq!(report["mode"], "replace");
+    assert_eq!(report["dry_run"], false);
+    assert_eq!(
+        report["rows"]["post_load_statements"], 0,
+        "an empty POST_LOAD_SQL runs none"
+    );
+}
+
+#[tokio::test]
+async fn post_load_sql_splits_outside_quotes_and_a_flag_value_is_taken_whole() {
+    let local = Local::new(&[1, 2]).await;
+    let dot_env = format!("DATABASE_URL={}\nREPORT_FILE=report.json\n", local.url);
+    let mut cmd = support::bin();
+    cmd.current_dir(local.dir.path())
+        .args(["sync", "--from", "snap", "--database-url", &local.url])
+        .args([
+            "--post-load-sql",
+            "INSERT INTO post_load_log VALUES (length('a;b'))",
+        ])
+        .args(["--report", "report.json"]);
+    let out = cmd.output().unwrap();
+    assert_success(&out);
+    assert_eq!(local.report()["rows"]["post_load_statements"], 1);
+    assert_eq!(local.count("SELECT SUM(n) FROM post_load_log").await, 3);
+
+    let out = local.sync(
+        &dot_env,
+        &[(
+            "POST_LOAD_SQL",
+            "INSERT INTO post_load_log VALUES (length('x;y;z')); INSERT INTO post_load_log VALUES (10)",
+        )],
+    );
+    assert_success(&out);
+    assert_eq!(local.report()["rows"]["post_load_statements"], 2);
+    assert_eq!(
+        local.count("SELECT SUM(n) FROM post_load_log").await,
+        3 + 5 + 10
+    );
+}
