@@ -32,11 +32,18 @@ fn config_error(message: impl Into<String>) -> ConfigError {
 /// as people and deploy tools write it, except for `POST_LOAD_SQL`, where
 /// an empty value means "no statements". Call it before any thread starts.
 pub fn load_dotenv() -> Result<()> {
+    // Before .env too: dotenvy keeps a variable that is set, even blank.
+    unset_blank_settings();
     match dotenvy::dotenv() {
         Ok(_) => {}
         Err(e) if e.not_found() => {}
         Err(e) => return Err(config_error(format!("reading .env: {e}"))),
     }
+    unset_blank_settings();
+    Ok(())
+}
+
+fn unset_blank_settings() {
     for name in crate::cli::environment_settings() {
         let blank = std::env::var_os(&name).is_some_and(|v| v.to_string_lossy().trim().is_empty());
         if blank && name != "POST_LOAD_SQL" {
@@ -45,7 +52,6 @@ pub fn load_dotenv() -> Result<()> {
             unsafe { std::env::remove_var(&name) };
         }
     }
-    Ok(())
 }
 
 /// How the logs look: `LOG_FORMAT` (`json` or `human`); unset, JSON when

@@ -35,8 +35,8 @@ pub async fn run_sync(job: SyncJob, plugin: &Plugin, run_id: String) -> anyhow::
     let dry_run = job.load.dry_run;
     let table = job.load.table.to_string();
 
-    // The load transaction opens (and, in replace mode, deletes) while the
-    // extraction runs: neither waits for the other.
+    // The load transaction opens (reading the current rows, locking none)
+    // while the extraction runs: neither waits for the other.
     let database = job.database.clone();
     let load_settings = job.load;
     let open_loader = async move {

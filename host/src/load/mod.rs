@@ -414,14 +414,15 @@ impl Loader {
 
     async fn complete(&mut self) -> anyhow::Result<()> {
         self.flush().await?;
-        // A catalog without rows (allowed by --allow-shrink) still empties it.
-        self.empty_for_replace().await?;
         let vanished: Vec<String> = match &mut self.current {
             Current::Ids(ids) => ids.drain().collect(),
             Current::Fingerprints(map) => map.drain().map(|(id, _)| id).collect(),
         };
         self.report.deleted = vanished.len() as u64;
         guards::check_shrink(&self.settings, &self.report)?;
+        // A catalog without rows, allowed by --allow-shrink, still empties
+        // the table (after the guard: a refused one locks nothing).
+        self.empty_for_replace().await?;
 
         let table = self.settings.table.clone();
         if self.settings.mode == SyncMode::Diff && !self.settings.dry_run {
@@ -454,8 +455,18 @@ impl Loader {
         }
 
         let changed = self.report.inserted + self.report.updated + self.report.deleted > 0;
+        // A table that is not as the last recorded run left it (a run whose
+        // post-load statements did not complete, an edit behind the job's
+        // back) gets its post-load statements too.
+        let drifted = self.tracking.as_ref().is_some_and(|tracking| {
+            tracking
+                .previous
+                .as_ref()
+                .is_some_and(|previous| previous.table_digest != tracking.before.to_hex())
+        });
         let post_load_runs = self.settings.mode == SyncMode::Replace
             || changed
+            || drifted
             || self.settings.post_load_when == PostLoadWhen::Always;
         self.report.post_load_skipped = !post_load_runs && !self.settings.post_load.is_empty();
         if post_load_runs {
@@ -497,6 +508,8 @@ impl Loader {
         let started = Instant::now();
         let tx = self.tx.as_mut().expect("transaction open");
         let mark = self.mark.as_ref().expect("marked when the load began");
+        let written = self.report.inserted + self.report.updated;
+        let table = self.settings.table.to_string();
         for (k, statement) in self.settings.post_load.iter().enumerate() {
             let ran = sqlx::raw_sql(AssertSqlSafe(statement.clone()))
                 .execute(&mut **tx)
@@ -509,28 +522,30 @@ impl Loader {
                     describe_db_error(e)
                 )
             };
-            match mark.still_open(tx).await {
+            match mark.transaction_open(tx).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    let written = self.report.inserted + self.report.updated;
                     let ended = post_load::how_it_ended(
                         tx,
                         &self.quoted_table,
                         &self.synced_at_text,
                         written,
                     )
-                    .await;
-                    let then = match &ran {
-                        Ok(_) => String::new(),
-                        Err(e) => format!(" (and then failed: {})", describe_db_error(e)),
-                    };
-                    bail!(
-                        "post-load statement {} (`{}`) ended the load's transaction{then}: {}; \
-                         post-load statements must not commit or roll back",
-                        k + 1,
-                        statement.trim(),
-                        ended.describe(&self.settings.table.to_string()),
-                    );
+                    .await
+                    .describe(&table);
+                    match &ran {
+                        // A deadlock, say: the server ended it, not the statement.
+                        Err(e) => bail!(
+                            "{}, and the load's transaction had ended: {ended}",
+                            failure(e)
+                        ),
+                        Ok(_) => bail!(
+                            "post-load statement {} (`{}`) ended the load's transaction: {ended}; \
+                             post-load statements must not commit or roll back",
+                            k + 1,
+                            statement.trim(),
+                        ),
+                    }
                 }
                 // The connection failed: the statement's own error says more.
                 Err(check) => {
@@ -540,6 +555,18 @@ impl Loader {
             }
             ran.map_err(|e| anyhow!(failure(&e)))?;
             self.report.post_load_statements += 1;
+        }
+        // Open, but is it still the run's? (A statement could have ended it
+        // and started another.)
+        if !self.settings.post_load.is_empty() && !mark.still_ours(tx).await? {
+            let ended =
+                post_load::how_it_ended(tx, &self.quoted_table, &self.synced_at_text, written)
+                    .await
+                    .describe(&table);
+            bail!(
+                "the post-load statements ended the load's transaction and started another: {ended}; \
+                 post-load statements must not commit or roll back"
+            );
         }
         self.report.post_load_ms = started.elapsed().as_millis() as u64;
         Ok(())

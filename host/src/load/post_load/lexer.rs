@@ -51,18 +51,28 @@ pub(super) struct Lexer<'a> {
     at: usize,
     flavor: Flavor,
     backslash_escapes: bool,
+    executable_comments: bool,
     /// Inside an executable comment, whose `*/` is only its end.
     in_executable_comment: bool,
 }
 
 impl<'a> Lexer<'a> {
-    pub(super) fn new(sql: &'a str, flavor: Flavor, backslash_escapes: bool) -> Self {
+    /// `executable_comments` says whether `/*! */` and `/*M! */` are read
+    /// as code (as MySQL runs `/*!`, and MariaDB both) or as comments (as a
+    /// server skips a version comment newer than itself, and MySQL `/*M!`).
+    pub(super) fn new(
+        sql: &'a str,
+        flavor: Flavor,
+        backslash_escapes: bool,
+        executable_comments: bool,
+    ) -> Self {
         Self {
             sql,
             bytes: sql.as_bytes(),
             at: 0,
             flavor,
             backslash_escapes,
+            executable_comments,
             in_executable_comment: false,
         }
     }
@@ -92,6 +102,7 @@ impl<'a> Lexer<'a> {
                 }
                 b'/' if self.peek(1) == Some(b'*') => {
                     let executable = self.flavor == Flavor::MySql
+                        && self.executable_comments
                         && (self.peek(2) == Some(b'!')
                             || (self.peek(2) == Some(b'M') && self.peek(3) == Some(b'!')));
                     if executable {

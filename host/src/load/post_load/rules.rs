@@ -15,7 +15,7 @@ pub struct ProcedureName {
 /// Splits `POST_LOAD_SQL` into statements at each `;` that is not inside a
 /// string, a quoted name or a comment; empty statements are dropped.
 pub fn split_statements(text: &str) -> Vec<String> {
-    let lexer = Lexer::new(text, Flavor::MySql, true);
+    let lexer = Lexer::new(text, Flavor::MySql, true, true);
     let mut statements = Vec::new();
     let mut start = 0;
     for token in lexer {
@@ -59,15 +59,17 @@ pub(super) fn check(
     context: Context,
 ) -> Result<Vec<ProcedureName>, Refusal> {
     // How a server reads a backslash in a string depends on its sql_mode
-    // (NO_BACKSLASH_ESCAPES), which the job does not control: read the text
-    // both ways and refuse what either reading refuses.
-    let readings: &[bool] = match flavor {
-        Flavor::MySql => &[true, false],
-        Flavor::Sqlite => &[false],
+    // (NO_BACKSLASH_ESCAPES), and whether it runs an executable comment on
+    // its version and kind, neither of which the job controls: read the
+    // text every way and refuse what any reading refuses.
+    let readings: &[(bool, bool)] = match flavor {
+        Flavor::MySql => &[(true, true), (false, true), (true, false), (false, false)],
+        Flavor::Sqlite => &[(false, false)],
     };
     let mut calls = Vec::new();
-    for &backslash_escapes in readings {
-        let tokens: Vec<Token> = Lexer::new(sql, flavor, backslash_escapes).collect();
+    for &(backslash_escapes, executable_comments) in readings {
+        let tokens: Vec<Token> =
+            Lexer::new(sql, flavor, backslash_escapes, executable_comments).collect();
         for statement in tokens.split(|t| t.kind == Kind::Punct(';')) {
             if statement.is_empty() {
                 continue;
@@ -88,6 +90,12 @@ pub(super) fn check(
             }
             if flavor == Flavor::MySql {
                 for call in words.calls() {
+                    let call = call.map_err(|at| Refusal {
+                        statement: shorten(words.text_from(at)),
+                        reason: "the procedure it calls cannot be told from the text, so its body \
+                                 cannot be checked (write the name plainly, or in backticks)"
+                            .to_owned(),
+                    })?;
                     if !calls.contains(&call) {
                         calls.push(call);
                     }
@@ -127,14 +135,16 @@ impl Words<'_> {
         }
     }
 
-    /// The procedures named after each `CALL`.
-    fn calls(&self) -> Vec<ProcedureName> {
+    /// The procedures named after each `CALL`; `Err` with the position of
+    /// a `CALL` whose name cannot be read.
+    fn calls(&self) -> Vec<Result<ProcedureName, usize>> {
         let mut calls = Vec::new();
         for i in 0..self.tokens.len() {
             if !self.is(i, "CALL") {
                 continue;
             }
             let Some(first) = self.name(i + 1) else {
+                calls.push(Err(i));
                 continue;
             };
             let call = if self.tokens.get(i + 2).map(|t| &t.kind) == Some(&Kind::Punct('.')) {
@@ -143,7 +153,10 @@ impl Words<'_> {
                         schema: Some(first),
                         name: second,
                     },
-                    None => continue,
+                    None => {
+                        calls.push(Err(i));
+                        continue;
+                    }
                 }
             } else {
                 ProcedureName {
@@ -151,17 +164,21 @@ impl Words<'_> {
                     name: first,
                 }
             };
-            calls.push(call);
+            calls.push(Ok(call));
         }
         calls
     }
 
-    /// A name at `i`: a bare word or a quoted name, unquoted.
+    /// A name at `i`: a bare word or a quoted name (in backticks, or in
+    /// double quotes as ANSI_QUOTES writes it), unquoted.
     fn name(&self, i: usize) -> Option<String> {
         let token = self.tokens.get(i)?;
         let text = &self.sql[token.start..token.end];
         match token.kind {
             Kind::Word => Some(text.to_owned()),
+            Kind::Text if text.len() >= 2 && text.starts_with('"') && text.ends_with('"') => {
+                Some(text[1..text.len() - 1].replace("\"\"", "\""))
+            }
             Kind::Quoted(quote) if text.len() >= 2 => {
                 let inner = &text[1..text.len() - 1];
                 let doubled = format!("{quote}{quote}");
@@ -204,6 +221,12 @@ fn mysql_refusal(words: &Words, context: Context) -> Option<(usize, String)> {
                 Some("START TRANSACTION commits the load's transaction and starts another".into())
             }
             "XA" => Some("XA statements end the load's transaction".into()),
+            // Unqualified names (the procedures checked, the job's own
+            // tables) would then mean another schema's.
+            "USE" if context == Context::TopLevel && i == 0 => Some(
+                "USE changes the database the run's unqualified names refer to; qualify names instead"
+                    .into(),
+            ),
             "SET" if (i + 1..words.tokens.len()).any(|j| words.is(j, "AUTOCOMMIT")) => {
                 Some("setting autocommit commits the load's transaction".into())
             }

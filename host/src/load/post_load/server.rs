@@ -142,12 +142,12 @@ pub(in crate::load) enum Ended {
 }
 
 impl TransactionMark {
-    /// Sets the mark in the open transaction.
+    /// Sets the mark in the open transaction, before any post-load
+    /// statement: a `ROLLBACK TO` a savepoint of their own, set later, does
+    /// not remove it.
     pub(in crate::load) async fn set(tx: &mut Transaction<'static, Any>) -> anyhow::Result<Self> {
-        let mut random = [0u8; 8];
-        getrandom_bytes(&mut random);
         let mark = Self {
-            name: format!("bitcram_sync_{}", hex::encode(random)),
+            name: random_savepoint_name(),
         };
         sqlx::raw_sql(AssertSqlSafe(format!("SAVEPOINT {}", mark.name)))
             .execute(&mut **tx)
@@ -156,22 +156,47 @@ impl TransactionMark {
         Ok(mark)
     }
 
-    /// Whether the transaction is still the one the mark was set in; sets
-    /// the mark again for the next statement.
-    pub(in crate::load) async fn still_open(
+    /// Whether a transaction is still open, after one post-load statement:
+    /// a fresh savepoint, set and released at once. With no transaction the
+    /// server sets none (without an error), so the release fails. The mark
+    /// itself stays where it is.
+    pub(in crate::load) async fn transaction_open(
         &self,
         tx: &mut Transaction<'static, Any>,
     ) -> anyhow::Result<bool> {
-        let sql = format!("RELEASE SAVEPOINT {0}; SAVEPOINT {0}", self.name);
-        match sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut **tx).await {
-            Ok(_) => Ok(true),
-            // The savepoint is gone: its transaction ended.
-            Err(sqlx::Error::Database(_)) => Ok(false),
-            Err(e) => Err(anyhow!(
-                "checking the load's transaction: {}",
-                describe_db_error(&e)
-            )),
-        }
+        let probe = random_savepoint_name();
+        release(tx, &format!("SAVEPOINT {probe}; RELEASE SAVEPOINT {probe}")).await
+    }
+
+    /// Whether the transaction is still the one the mark was set in (after
+    /// the last post-load statement, before `COMMIT`).
+    pub(in crate::load) async fn still_ours(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+    ) -> anyhow::Result<bool> {
+        release(tx, &format!("RELEASE SAVEPOINT {}", self.name)).await
+    }
+}
+
+fn random_savepoint_name() -> String {
+    let mut random = [0u8; 8];
+    getrandom_bytes(&mut random);
+    format!("bitcram_sync_{}", hex::encode(random))
+}
+
+/// Runs `sql`, which releases a savepoint: false when the savepoint is gone.
+async fn release(tx: &mut Transaction<'static, Any>, sql: &str) -> anyhow::Result<bool> {
+    match sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
+        .execute(&mut **tx)
+        .await
+    {
+        Ok(_) => Ok(true),
+        // The savepoint is gone: its transaction ended.
+        Err(sqlx::Error::Database(_)) => Ok(false),
+        Err(e) => Err(anyhow!(
+            "checking the load's transaction: {}",
+            describe_db_error(&e)
+        )),
     }
 }
 

@@ -176,3 +176,35 @@ fn post_load_sql_splits_only_outside_quotes_and_comments() {
     );
     assert!(split_statements(" ; ").is_empty());
 }
+
+#[test]
+fn an_exemption_inside_an_executable_comment_does_not_count() {
+    // MySQL 8 skips a version comment newer than itself: DROP TABLE runs.
+    assert!(refused("DROP /*!99999 TEMPORARY */ TABLE t").contains("DROP is DDL"));
+    // MySQL reads /*M! as a plain comment: the whole transaction rolls back.
+    assert!(refused("ROLLBACK /*M! TO SAVEPOINT s */").contains("ROLLBACK ends"));
+}
+
+#[test]
+fn a_call_must_name_its_procedure_readably() {
+    assert_eq!(
+        accepted(r#"CALL "audit"."log_run"()"#),
+        vec![ProcedureName {
+            schema: Some("audit".into()),
+            name: "log_run".into()
+        }]
+    );
+    for sql in ["CALL @p", "CALL app.@p()"] {
+        assert!(
+            refused(sql).contains("cannot be told from the text"),
+            "{sql}"
+        );
+    }
+}
+
+#[test]
+fn use_is_refused() {
+    assert!(refused("USE other_db").contains("USE changes the database"));
+    // A column named `use` elsewhere is no USE statement.
+    accepted("SELECT `use` FROM t");
+}
