@@ -3,10 +3,10 @@
 //! leaves the table as it was; and the chunk limits (1,000 rows or 4 MiB of
 //! `data` per `INSERT`), which show in the chunk numbers.
 
-use bitcram_sync::load::{DatabaseTarget, LoadSettings, Loader, PostLoadWhen, SyncMode, TableName};
+use bitcram_sync::load::{DatabaseTarget, Loader, SyncMode};
 use bitcram_sync::model::Row;
 
-use crate::support::sync_run::{error_line, seeded, sync};
+use crate::support::sync_run::{error_line, loader_settings, seeded, sync};
 use crate::support::{self};
 
 #[tokio::test]
@@ -98,16 +98,7 @@ async fn a_failed_insert_names_its_chunk_which_holds_at_most_1000_rows_or_4_mib(
 async fn a_failed_commit_names_the_step() {
     let (db, old) = seeded(&[1, 2, 3]).await;
     let target = DatabaseTarget::new(db.url(), db.name.clone());
-    let settings = LoadSettings {
-        table: TableName::parse("raw_item_data").unwrap(),
-        mode: SyncMode::Replace,
-        post_load: vec![],
-        post_load_when: PostLoadWhen::Changes,
-        max_delete_percent: 100.0,
-        allow_shrink: true,
-        dry_run: false,
-        synced_at: time::OffsetDateTime::now_utc(),
-    };
+    let settings = loader_settings(SyncMode::Replace, vec![]);
     let mut loader = Loader::begin(target.connect().await.unwrap(), settings)
         .await
         .unwrap();

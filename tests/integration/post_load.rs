@@ -3,11 +3,11 @@
 //! binary), and a statement that ends it anyway is caught before `COMMIT`
 //! (through the loader, with a procedure redefined after the check).
 
-use bitcram_sync::load::{DatabaseTarget, LoadSettings, Loader, PostLoadWhen, SyncMode, TableName};
+use bitcram_sync::load::{DatabaseTarget, LoadSettings, Loader, SyncMode};
 use bitcram_sync::model::Row;
 
 use crate::support::db::TestDb;
-use crate::support::sync_run::{error_line, seeded, snapshot};
+use crate::support::sync_run::{error_line, loader_settings, seeded, snapshot};
 use crate::support::{self};
 
 /// The tables of the test database, and the columns of `mirror`: a refused
@@ -193,16 +193,7 @@ async fn a_call_of_a_procedure_that_commits_is_refused_before_anything_is_writte
 }
 
 fn settings(post_load: &str) -> LoadSettings {
-    LoadSettings {
-        table: TableName::parse("raw_item_data").unwrap(),
-        mode: SyncMode::Replace,
-        post_load: vec![post_load.to_owned()],
-        post_load_when: PostLoadWhen::Changes,
-        max_delete_percent: 100.0,
-        allow_shrink: true,
-        dry_run: false,
-        synced_at: time::OffsetDateTime::now_utc(),
-    }
+    loader_settings(SyncMode::Replace, vec![post_load.to_owned()])
 }
 
 fn rows(ids: std::ops::Range<u64>) -> Vec<Row> {

@@ -433,24 +433,13 @@ async fn a_dry_run_reports_the_changes_and_writes_nothing() {
 
 #[tokio::test]
 async fn a_killed_connection_mid_load_leaves_the_old_rows() {
-    use bitcram_sync::load::{
-        DatabaseTarget, LoadSettings, Loader, PostLoadWhen, SyncMode, TableName,
-    };
+    use bitcram_sync::load::{DatabaseTarget, Loader, SyncMode};
     use bitcram_sync::model::Row;
 
     let (db, old) = seeded(&[1, 2, 3]).await;
     for mode in [SyncMode::Replace, SyncMode::Diff] {
         let target = DatabaseTarget::new(db.url(), db.name.clone());
-        let settings = LoadSettings {
-            table: TableName::parse("raw_item_data").unwrap(),
-            mode,
-            post_load: vec![],
-            post_load_when: PostLoadWhen::Changes,
-            max_delete_percent: 100.0,
-            allow_shrink: true,
-            dry_run: false,
-            synced_at: time::OffsetDateTime::now_utc(),
-        };
+        let settings = crate::support::sync_run::loader_settings(mode, vec![]);
         let mut loader = Loader::begin(target.connect().await.unwrap(), settings)
             .await
             .unwrap();

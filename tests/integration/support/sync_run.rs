@@ -80,3 +80,21 @@ pub async fn seeded(ids: &[u64]) -> (TestDb, Vec<(String, String, i64)>) {
     assert_eq!(rows.len(), ids.len());
     (db, rows)
 }
+
+/// Settings for driving the loader directly: raw_item_data, the shrink
+/// guard lifted, synced now.
+pub fn loader_settings(
+    mode: bitcram_sync::load::SyncMode,
+    post_load: Vec<String>,
+) -> bitcram_sync::load::LoadSettings {
+    bitcram_sync::load::LoadSettings {
+        table: bitcram_sync::load::TableName::parse("raw_item_data").unwrap(),
+        mode,
+        post_load,
+        post_load_when: bitcram_sync::load::PostLoadWhen::Changes,
+        max_delete_percent: 100.0,
+        allow_shrink: true,
+        dry_run: false,
+        synced_at: time::OffsetDateTime::now_utc(),
+    }
+}
