@@ -155,3 +155,25 @@ async fn a_lock_held_elsewhere_is_waited_for_only_as_long_as_lock_wait_timeout()
     assert_eq!(db.rows("mirror").await, old);
     db.drop_now().await;
 }
+
+#[tokio::test]
+async fn the_shrink_guard_allows_exactly_max_delete_percent() {
+    // "More than --max-delete-percent" is refused: exactly 10% of 20 rows
+    // (2) passes, 3 do not.
+    let ids: Vec<u64> = (1..=20).collect();
+    let (db, _) = seeded(&ids).await;
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::sync_run::snapshot(dir.path(), &ids[..17], &[]);
+    let out = sync(&db, dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(error_line(&out).contains("(15.0%, more than --max-delete-percent 10)"));
+    crate::support::sync_run::snapshot(dir.path(), &ids[..18], &[]);
+    let out = sync(&db, dir.path(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(db.rows("raw_item_data").await.len(), 18);
+    db.drop_now().await;
+}
