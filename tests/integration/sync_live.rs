@@ -16,9 +16,15 @@ const PRICE_LIST_BODY: &str = r#"{"items":[{"product_id":214101,"price":12345.0,
 const STOCK_BODY: &str = r#"{"items":[{"product_id":214101,"product":{"id":214101},"warehouse_id":5,"product_balance":-2.5},{"product":{"id":9},"warehouse_id":5,"product_balance":1}]}"#;
 
 async fn bitcram() -> FakeServer {
+    bitcram_answering_price_list([Reply::ok(PRICE_LIST_BODY)]).await
+}
+
+/// A fake Bitcram whose checkout and stock calls succeed and whose price
+/// list gives `replies`, in turn.
+async fn bitcram_answering_price_list(replies: impl IntoIterator<Item = Reply>) -> FakeServer {
     let server = FakeServer::start().await;
     server.script(CHECKOUTS, [Reply::ok(CHECKOUT_BODY)]);
-    server.script(PRICE_LIST, [Reply::ok(PRICE_LIST_BODY)]);
+    server.script(PRICE_LIST, replies);
     server.script(STOCK, [Reply::ok(STOCK_BODY)]);
     server
 }
@@ -192,16 +198,11 @@ async fn a_price_list_cut_short_stops_a_live_sync_before_any_write() {
 async fn the_token_appears_nowhere_when_a_run_fails() {
     // The price list answers 401 with a body that echoes the token back, and
     // everything is logged at the most verbose level.
-    let server = FakeServer::start().await;
-    server.script(CHECKOUTS, [Reply::ok(CHECKOUT_BODY)]);
-    server.script(STOCK, [Reply::ok(STOCK_BODY)]);
-    server.script(
-        PRICE_LIST,
-        [Reply::json(
-            401,
-            format!(r#"{{"error":"invalid token {TOKEN}"}}"#),
-        )],
-    );
+    let server = bitcram_answering_price_list([Reply::json(
+        401,
+        format!(r#"{{"error":"invalid token {TOKEN}"}}"#),
+    )])
+    .await;
     let db = TestDb::new().await;
     let before = seed_one_product(&db).await;
     let work = tempfile::tempdir().unwrap();
@@ -368,13 +369,8 @@ async fn bitcram_token_wins_over_secret_manager() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_call_is_tried_five_times_by_default() {
-    let server = FakeServer::start().await;
-    server.script(CHECKOUTS, [Reply::ok(CHECKOUT_BODY)]);
-    server.script(STOCK, [Reply::ok(STOCK_BODY)]);
-    server.script(
-        PRICE_LIST,
-        (0..6).map(|_| Reply::json(503, r#"{"error":"busy"}"#)),
-    );
+    let server =
+        bitcram_answering_price_list((0..6).map(|_| Reply::json(503, r#"{"error":"busy"}"#))).await;
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = support::bin();
     cmd.args(["snapshot", "--out"])
@@ -501,13 +497,10 @@ async fn the_database_password_appears_nowhere() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bitcram_that_never_answers_stops_at_the_deadline_holding_no_row_lock() {
-    let server = FakeServer::start().await;
-    server.script(CHECKOUTS, [Reply::ok(CHECKOUT_BODY)]);
-    server.script(STOCK, [Reply::ok(STOCK_BODY)]);
-    server.script(
-        PRICE_LIST,
-        [Reply::ok(PRICE_LIST_BODY).delayed(std::time::Duration::from_secs(20))],
-    );
+    let server = bitcram_answering_price_list([
+        Reply::ok(PRICE_LIST_BODY).delayed(std::time::Duration::from_secs(20))
+    ])
+    .await;
     let db = TestDb::new().await;
     let before = seed_one_product(&db).await;
     let mut cmd = live_sync(&server, &db);
@@ -560,13 +553,10 @@ async fn a_bitcram_that_never_answers_stops_at_the_deadline_holding_no_row_lock(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_rolls_back_and_says_so_in_one_error_entry() {
     for (format, signal, code) in [("json", libc::SIGTERM, 143), ("human", libc::SIGINT, 130)] {
-        let server = FakeServer::start().await;
-        server.script(CHECKOUTS, [Reply::ok(CHECKOUT_BODY)]);
-        server.script(STOCK, [Reply::ok(STOCK_BODY)]);
-        server.script(
-            PRICE_LIST,
-            [Reply::ok(PRICE_LIST_BODY).delayed(std::time::Duration::from_secs(30))],
-        );
+        let server = bitcram_answering_price_list([
+            Reply::ok(PRICE_LIST_BODY).delayed(std::time::Duration::from_secs(30))
+        ])
+        .await;
         let db = TestDb::new().await;
         let before = seed_one_product(&db).await;
         let mut cmd = live_sync(&server, &db);
