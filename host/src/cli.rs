@@ -205,7 +205,8 @@ pub struct DatabaseArgs {
     /// The longest a statement of the run waits for a lock another session
     /// holds (a `LOCK TABLES`, a long transaction) before the run fails and
     /// rolls back; MySQL and MariaDB (`lock_wait_timeout` and
-    /// `innodb_lock_wait_timeout` of the run's session).
+    /// `innodb_lock_wait_timeout` of the run's session). Also the longest the
+    /// run waits for a stopped run's rollback to release the run lock.
     #[arg(long, env = "LOCK_WAIT_TIMEOUT", default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
     pub lock_wait_timeout: Duration,
 }

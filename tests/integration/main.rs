@@ -23,6 +23,8 @@
 //!   record stay as they were; snapshots of several pages;
 //! - `load_steps`: a failed load names its step (delete, insert chunk N,
 //!   commit) and changes nothing; the chunk limits;
+//! - `run_lock`: one run per table; a stopped run's rollback waited for,
+//!   within `--lock-wait-timeout`, and told apart from a live run;
 //! - `post_load`: post-load statements that would end the load's
 //!   transaction, refused before any write or caught before `COMMIT`;
 //! - `bitcram_client`: the Bitcram client against a fake Bitcram on
@@ -41,6 +43,7 @@ mod load_steps;
 mod plugin_gate;
 mod plugin_sandbox;
 mod post_load;
+mod run_lock;
 mod secrets;
 mod sync_live;
 mod sync_mysql;

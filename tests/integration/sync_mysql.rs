@@ -475,39 +475,6 @@ async fn a_killed_connection_mid_load_leaves_the_old_rows() {
 }
 
 #[tokio::test]
-async fn a_second_run_on_the_same_table_is_refused_while_one_is_loading() {
-    use bitcram_sync::load::{
-        DatabaseTarget, LoadSettings, Loader, PostLoadWhen, SyncMode, TableName,
-    };
-
-    let (db, old) = seeded(&[1, 2]).await;
-    let settings = LoadSettings {
-        table: TableName::parse("raw_item_data").unwrap(),
-        mode: SyncMode::Diff,
-        post_load: vec![],
-        post_load_when: PostLoadWhen::Changes,
-        max_delete_percent: 10.0,
-        allow_shrink: false,
-        dry_run: false,
-        synced_at: time::OffsetDateTime::now_utc(),
-    };
-    let target = DatabaseTarget::new(db.url(), db.name.clone());
-    let first = Loader::begin(target.connect().await.unwrap(), settings)
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    snapshot(dir.path(), &[1, 2, 3], &[]);
-    let out = sync(&db, dir.path(), &[]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(error_line(&out).contains("another bitcram-sync run is loading table raw_item_data"));
-    first.abort().await;
-    // Once the first run is gone, the lock is free again.
-    assert_success(&sync(&db, dir.path(), &[]));
-    assert_eq!(db.rows("raw_item_data").await.len(), old.len() + 1);
-    db.drop_now().await;
-}
-
-#[tokio::test]
 async fn db_init_creates_the_table_once_and_sync_checks_it() {
     let db = TestDb::new().await;
     let init = |table: &str| {
