@@ -27,7 +27,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(cli)) {
+    let result = runtime.block_on(commands::run(cli));
+    // Whatever still runs aside (a compile a signal cut short) is not waited
+    // for: the command has ended, and its connections are closed.
+    runtime.shutdown_background();
+    match result {
         Ok(code) => code,
         Err(error) => {
             logging::report_fatal(&error, format);

@@ -167,3 +167,47 @@ fn usage_errors_exit_with_2() {
         "{stderr}"
     );
 }
+
+#[test]
+fn sigterm_during_a_compile_stops_at_once_not_after_it() {
+    use std::time::Instant;
+
+    // A cold compile of the default component, to compare with.
+    let started = Instant::now();
+    let out = support::bin()
+        .args(["plugin", "check", "--no-plugin-cache"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let compile = started.elapsed();
+
+    let child = support::bin()
+        .args(["plugin", "check", "--no-plugin-cache"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(compile / 10);
+    // SAFETY: kill has no memory preconditions; the child is ours.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let signalled = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let stopping = signalled.elapsed();
+    assert_eq!(out.status.code(), Some(143));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error: stopped by SIGTERM before the run finished"),
+        "{stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Stopping does not wait for the rest of the compile (a tenth of it has
+    // run): measured against the compile itself, in the same run.
+    assert!(
+        stopping < compile / 2,
+        "stopping took {stopping:?}, a whole compile {compile:?}"
+    );
+}

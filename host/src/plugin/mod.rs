@@ -259,11 +259,21 @@ impl PluginHost {
             )));
         }
         gate::check_format(&bytes).map_err(refused)?;
-        let (component, cache_outcome) = match &self.cache {
-            Some(cache) => cache.load_or_compile(&self.engine, &bytes, &sha256),
-            None => wasmtime::component::Component::new(&self.engine, &bytes[..])
+        // Compiling takes seconds and blocks its thread: it runs aside, so
+        // that a SIGTERM meanwhile still stops the run at once.
+        let (engine, cache, wasm, key) = (
+            self.engine.clone(),
+            self.cache.clone(),
+            bytes,
+            sha256.clone(),
+        );
+        let (component, cache_outcome) = tokio::task::spawn_blocking(move || match cache {
+            Some(cache) => cache.load_or_compile(&engine, &wasm, &key),
+            None => wasmtime::component::Component::new(&engine, &wasm[..])
                 .map(|c| (c, CacheOutcome::Disabled)),
-        }
+        })
+        .await
+        .map_err(|e| refused(format!("its compile stopped: {e}")))?
         .map_err(|e| refused(format!("it does not compile: {e:#}")))?;
         let package_version = gate::check_contract(&self.engine, &component).map_err(refused)?;
         let instance_pre = self
