@@ -28,7 +28,7 @@ fn plugin_check_refuses_with_exit_code_3_and_one_line() {
     for (variant, reason) in [
         (
             "sneaky",
-            "refused: it imports wasi:filesystem/types@0.2.6, which is outside the contract",
+            "refused: it imports wasi:http/handler@0.3.0, which is outside the contract",
         ),
         (
             "future",

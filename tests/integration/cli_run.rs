@@ -195,9 +195,8 @@ fn exit_codes_tell_usage_refusal_and_failure_apart() {
     assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains(
-            "refused: it imports wasi:filesystem/types@0.2.6, which is outside the contract"
-        ),
+        stderr
+            .contains("refused: it imports wasi:http/handler@0.3.0, which is outside the contract"),
         "{stderr}"
     );
     assert!(

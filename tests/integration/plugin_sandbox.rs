@@ -112,10 +112,19 @@ async fn a_plugin_that_panics_is_reported_as_a_crash() {
 }
 
 #[test]
-fn the_sandbox_shows_a_plugin_no_environment_arguments_or_stdin_and_drops_its_output() {
+fn the_sandbox_shows_a_plugin_no_environment_arguments_stdin_files_or_network() {
+    // Where the plugin is told to connect and send: the test listens.
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    tcp.set_nonblocking(true).unwrap();
+    let udp = std::net::UdpSocket::bind(tcp.local_addr().unwrap()).unwrap();
+    udp.set_nonblocking(true).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let snapshot = dir.path().join("snap");
-    support::write_snapshot(&snapshot, &[], &[r#"{"items":[{"product_id":1}]}"#]);
+    let page = format!(
+        r#"{{"items":[{{"product_id":1}}],"connect":"{}"}}"#,
+        tcp.local_addr().unwrap()
+    );
+    support::write_snapshot(&snapshot, &[], &[&page]);
     let rows = dir.path().join("rows.jsonl");
     let mut child = support::bin()
         .args(["plugin", "run"])
@@ -140,12 +149,40 @@ fn the_sandbox_shows_a_plugin_no_environment_arguments_or_stdin_and_drops_its_ou
     assert!(out.status.success(), "{stderr}");
     let seen: serde_json::Value =
         serde_json::from_str(std::fs::read_to_string(&rows).unwrap().trim()).unwrap();
-    assert_eq!(
-        seen["data"],
-        // No working directory is given: the guest's standard library says
-        // `/`, a directory in which it can open nothing.
-        serde_json::json!({"env": [], "args": [], "stdin": "", "cwd": "/"}),
-        "what the plugin saw"
+    let seen = &seen["data"];
+    for (what, expected) in [
+        ("env", serde_json::json!([])),
+        ("args", serde_json::json!([])),
+    ] {
+        assert_eq!(seen[what], expected, "{what}: {seen}");
+    }
+    assert_eq!(seen["stdin"], "", "{seen}");
+    // No working directory is given: the guest's standard library says `/`,
+    // a directory in which it can open nothing.
+    assert_eq!(seen["cwd"], "/", "{seen}");
+    // No directory is preopened; every address is refused; name lookup is off.
+    for (what, error) in [
+        ("read", "No such file or directory"),
+        ("list", "No such file or directory"),
+        ("create", "No such file or directory"),
+        ("connect", "Permission denied"),
+        ("udp", "Permission denied"),
+        ("lookup", "failed to lookup address information"),
+    ] {
+        let outcome = seen[what].as_str().unwrap_or_default();
+        assert!(
+            outcome.starts_with(&format!("error: {error}")),
+            "{what}: {outcome}"
+        );
+    }
+    assert!(
+        matches!(tcp.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the plugin connected to the host's port"
+    );
+    let mut buf = [0u8; 16];
+    assert!(
+        matches!(udp.recv_from(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the plugin's datagram arrived"
     );
     assert!(
         out.stdout.is_empty(),

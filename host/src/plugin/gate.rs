@@ -8,12 +8,21 @@ use wasmtime::component::types::ComponentItem;
 
 use super::{CONTRACT_PACKAGE, CONTRACT_VERSION};
 
-/// Interface families of WASI that a transform may import. Rust's standard
-/// library (and most others) links some of these even when the plugin uses
-/// none of them; the host provides them empty: no environment, no arguments,
-/// no stdio, clocks and random numbers only. Filesystem, sockets and HTTP are
-/// refused.
-const ALLOWED_WASI_PREFIXES: &[&str] = &["wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:random/"];
+/// Interface families of WASI that a transform may import. Language
+/// runtimes link them even when the transform uses none (Rust's standard
+/// library links `wasi:cli` and `wasi:io`; CPython's WASI build links
+/// `wasi:filesystem` and `wasi:sockets` too). The host provides each of them
+/// empty or denying (see `state.rs`): no preopened directory, every address
+/// and name lookup refused, no environment, no arguments, empty stdin.
+/// `wasi:http` and everything else outside WASI and the contract is refused.
+const ALLOWED_WASI_PREFIXES: &[&str] = &[
+    "wasi:cli/",
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:filesystem/",
+    "wasi:sockets/",
+];
 
 /// The exported interface that makes a component a transform.
 const EXPORTED_INTERFACE: &str = "transformer";
@@ -102,8 +111,9 @@ pub(super) fn check_contract(engine: &Engine, component: &Component) -> Result<S
         }
         return Err(format!(
             "it imports {name}, which is outside the contract (a transform may import only \
-             {CONTRACT_PACKAGE}/log and wasi:cli, wasi:io, wasi:clocks, wasi:random; no files, \
-             network or HTTP)"
+             {CONTRACT_PACKAGE}/log and wasi:cli, wasi:io, wasi:clocks, wasi:random, \
+             wasi:filesystem, wasi:sockets, which the host provides empty; wasi:http and \
+             anything else is refused)"
         ));
     }
     Ok(CONTRACT_VERSION.to_owned())

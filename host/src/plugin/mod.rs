@@ -3,9 +3,10 @@
 //! transform.
 //!
 //! A component sees only the `bitcram:transform/log` import and a WASI context
-//! with no files, no network, no environment and no stdio (Rust's standard
-//! library links a few WASI interfaces even when it uses none of them). Each
-//! store has a memory cap and a time budget enforced with epoch interruption.
+//! with no files, no network, no environment and no stdin (language runtimes
+//! link WASI's filesystem, sockets and cli interfaces even when a transform
+//! uses none of them; each is there, empty or denying). Each store has a
+//! memory cap and a time budget enforced with epoch interruption.
 
 mod cache;
 mod file;

@@ -4,15 +4,18 @@
 //! - `spin`: `push` loops forever (the time budget must stop it);
 //! - `hog`: `push` allocates without bound (the memory cap must stop it);
 //! - `panic`: `push` panics (reported as a crash, with the plugin named);
-//! - `sneaky`: `push` reads `/etc/passwd`, so the component imports
-//!   `wasi:filesystem` (the gate must refuse it before it runs);
+//! - `sneaky`: imports `wasi:http/handler` (the gate must refuse
+//!   it before it runs);
 //! - `future`: built against `bitcram:transform@0.2.0` (refused at the gate);
 //! - `rogue`: runs, but emits the rows its price-list page spells out, one
 //!   per line as `id<TAB>data`, unchecked (the host must refuse bad rows); a
 //!   line `#lie` makes its summary announce one row more than it returns;
 //! - `nosy`: looks at its environment, arguments and stdin, writes to its
-//!   stdout and stderr, and returns one row saying what it saw (the
-//!   sandbox must show it nothing);
+//!   stdout and stderr, tries to read, list and create host files, to
+//!   connect over TCP and send over UDP to the address its price-list page
+//!   names (`"connect":"IP:PORT"`), and to look up a name; returns one row
+//!   saying what it saw (the sandbox must show it nothing and let nothing
+//!   out);
 //! - `slow`: each `push` busy-waits 200 ms (the time budget is summed over
 //!   calls, so several pushes together run out of it);
 //! - `badinfo`: `info()` panics (the gate must refuse it);
@@ -27,7 +30,8 @@
     feature = "future",
     feature = "rogue",
     feature = "nosy",
-    feature = "mistyped"
+    feature = "mistyped",
+    feature = "sneaky"
 )))]
 mod current {
     wit_bindgen::generate!({
@@ -126,10 +130,43 @@ const VARIANT: &str = "badinfo";
 fn misbehave(_page: &[u8]) {}
 
 #[cfg(feature = "sneaky")]
-const VARIANT: &str = "sneaky";
-#[cfg(feature = "sneaky")]
-fn misbehave(_page: &[u8]) {
-    let _ = std::hint::black_box(std::fs::read("/etc/passwd"));
+mod sneaky {
+    // Just enough of `wasi:http` for the component to import it; the gate
+    // looks at import names before it type-checks anything.
+    wit_bindgen::generate!({
+        inline: r#"
+            package test:sneaky;
+
+            package wasi:http@0.3.0 {
+                interface handler {
+                    handle: func(request: string) -> u32;
+                }
+            }
+
+            package bitcram:transform@0.1.0 {
+                interface transformer {
+                    info: func() -> string;
+                }
+            }
+
+            world sneaky {
+                import wasi:http/handler@0.3.0;
+                export bitcram:transform/transformer@0.1.0;
+            }
+        "#,
+        generate_all,
+    });
+
+    struct Plugin;
+
+    impl exports::bitcram::transform::transformer::Guest for Plugin {
+        fn info() -> String {
+            let _ = wasi::http::handler::handle("https://example.com/");
+            "test-sneaky".to_owned()
+        }
+    }
+
+    export!(Plugin);
 }
 
 #[cfg(feature = "rogue")]
@@ -276,6 +313,58 @@ mod nosy {
         out
     }
 
+    /// `ok: …` or `error: …` for one attempt.
+    fn outcome<T, E: std::fmt::Display>(result: Result<T, E>, ok: impl Fn(T) -> String) -> String {
+        match result {
+            Ok(value) => format!("ok: {}", ok(value)),
+            Err(e) => format!("error: {e}"),
+        }
+    }
+
+    /// Tries every way out of the sandbox it knows; says what each gave.
+    fn reach_out(address: &str) -> Vec<(&'static str, String)> {
+        use std::net::{TcpStream, ToSocketAddrs as _, UdpSocket};
+        let target: std::net::SocketAddr = address.parse().expect("an IP:PORT address");
+        vec![
+            (
+                "read",
+                outcome(std::fs::read("/etc/passwd"), |b| {
+                    format!("{} bytes", b.len())
+                }),
+            ),
+            (
+                "list",
+                outcome(std::fs::read_dir("/"), |d| format!("{} entries", d.count())),
+            ),
+            (
+                "create",
+                outcome(std::fs::write("/tmp/nosy-was-here", b"x"), |()| {
+                    "written".to_owned()
+                }),
+            ),
+            (
+                "connect",
+                outcome(
+                    TcpStream::connect_timeout(&target, std::time::Duration::from_secs(2)),
+                    |_| "connected".to_owned(),
+                ),
+            ),
+            (
+                "udp",
+                outcome(
+                    UdpSocket::bind("0.0.0.0:0").and_then(|s| s.send_to(b"nosy", target)),
+                    |n| format!("{n} bytes sent"),
+                ),
+            ),
+            (
+                "lookup",
+                outcome("localhost:80".to_socket_addrs(), |a| {
+                    format!("{} addresses", a.count())
+                }),
+            ),
+        ]
+    }
+
     fn list(items: impl Iterator<Item = String>) -> String {
         format!(
             "[{}]",
@@ -288,10 +377,16 @@ mod nosy {
             Nosy(RefCell::new(None), RefCell::new(0))
         }
 
-        fn push(&self, source: Source, _page: Vec<u8>) -> Result<(), TransformError> {
+        fn push(&self, source: Source, page: Vec<u8>) -> Result<(), TransformError> {
             if source != Source::PriceList {
                 return Ok(());
             }
+            let page = String::from_utf8_lossy(&page);
+            let address = page
+                .split_once(r#""connect":""#)
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .map(|(address, _)| address.to_owned())
+                .unwrap_or_else(|| "127.0.0.1:9".to_owned());
             let _ = writeln!(std::io::stdout(), "nosy-stdout-marker");
             let _ = writeln!(std::io::stderr(), "nosy-stderr-marker");
             let env = list(std::env::vars().map(|(k, v)| format!("{k}={v}")));
@@ -301,11 +396,15 @@ mod nosy {
             let cwd = std::env::current_dir()
                 .map(|d| d.display().to_string())
                 .unwrap_or_default();
+            let tried = reach_out(&address)
+                .into_iter()
+                .map(|(what, outcome)| format!(",{}:{}", quoted(what), quoted(&outcome)))
+                .collect::<String>();
             *self.1.borrow_mut() = 1;
             *self.0.borrow_mut() = Some(Row {
                 id: "seen".to_owned(),
                 data: format!(
-                    r#"{{"env":{env},"args":{args},"stdin":{},"cwd":{}}}"#,
+                    r#"{{"env":{env},"args":{args},"stdin":{},"cwd":{}{tried}}}"#,
                     quoted(&stdin),
                     quoted(&cwd)
                 ),
