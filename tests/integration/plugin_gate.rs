@@ -187,7 +187,9 @@ async fn a_plugin_whose_imports_do_not_type_check_is_refused() {
 async fn a_plugin_whose_info_fails_is_refused() {
     let message = refusal(support::load(PluginSource::Path(support::test_plugin("badinfo"))).await);
     assert!(
-        message.contains("refused: its `info` failed: it crashed: wasm trap: wasm `unreachable`"),
+        message.contains("refused: its `info` failed: it crashed: wasm trap: wasm `unreachable`")
+            && message.contains("; its last output: thread '<unnamed>' ")
+            && message.contains(" | info() of test-badinfo fails on purpose | "),
         "{message}"
     );
 }

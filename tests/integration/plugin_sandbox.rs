@@ -31,7 +31,7 @@ async fn a_plugin_that_loops_forever_is_stopped_at_its_deadline() {
         ..PluginLimits::default()
     };
     let (err, elapsed) = run_variant("spin", limits).await;
-    let PluginError::Trapped { plugin, cause } = &err else {
+    let PluginError::Trapped { plugin, cause, .. } = &err else {
         panic!("expected a trap, got {err}");
     };
     assert_eq!(*cause, TrapCause::Deadline(Duration::from_millis(300)));
@@ -84,7 +84,7 @@ async fn a_plugin_that_allocates_without_bound_is_stopped_at_its_memory_cap() {
         ..PluginLimits::default()
     };
     let (err, _) = run_variant("hog", limits).await;
-    let PluginError::Trapped { plugin, cause } = &err else {
+    let PluginError::Trapped { plugin, cause, .. } = &err else {
         panic!("expected a trap, got {err}");
     };
     assert_eq!(
@@ -103,12 +103,24 @@ async fn a_plugin_that_panics_is_reported_as_a_crash() {
     let PluginError::Trapped {
         plugin,
         cause: TrapCause::Trap(what),
+        output,
     } = &err
     else {
         panic!("expected a crash, got {err}");
     };
     assert!(plugin.starts_with("test-panic "), "{plugin}");
     assert!(what.contains("unreachable"), "{what}");
+    // Not only `unreachable`: the message ends with what the plugin wrote
+    // to its stderr as it went down, on one line.
+    assert!(
+        output.starts_with("; its last output: thread '<unnamed>' ")
+            && output.contains(" panicked at plugins/test-plugins/src/lib.rs:")
+            && output
+                .contains(" | test plugin panicked on purpose | note: run with `RUST_BACKTRACE=1`"),
+        "{output}"
+    );
+    assert!(err.to_string().ends_with(output.as_str()), "{err}");
+    assert!(!err.to_string().contains('\n'), "{err}");
 }
 
 #[test]
@@ -134,6 +146,8 @@ fn the_sandbox_shows_a_plugin_no_environment_arguments_stdin_files_or_network() 
         .arg("--out")
         .arg(&rows)
         .env("NOSY_SECRET", "the host's environment")
+        .env("RUST_LOG", "info")
+        .env("LOG_FORMAT", "json")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -184,14 +198,28 @@ fn the_sandbox_shows_a_plugin_no_environment_arguments_stdin_files_or_network() 
         matches!(udp.recv_from(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
         "the plugin's datagram arrived"
     );
+    // The plugin's stdout and stderr reach the host's log, tagged with its
+    // name and the stream, never the host's own stdout.
     assert!(
         out.stdout.is_empty(),
         "the plugin's stdout reached the host's"
     );
-    assert!(
-        !stderr.contains("nosy-"),
-        "the plugin's output reached the host's: {stderr}"
-    );
+    let logged: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|entry: &serde_json::Value| entry["plugin"] == "test-nosy")
+        .collect();
+    for (marker, stream, severity) in [
+        ("nosy-stdout-marker", "stdout", "INFO"),
+        ("nosy-stderr-marker", "stderr", "WARNING"),
+    ] {
+        assert!(
+            logged.iter().any(|e| e["message"] == marker
+                && e["stream"] == stream
+                && e["severity"] == severity),
+            "{marker}: {stderr}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -258,5 +286,40 @@ fn the_plugins_log_lines_are_tagged_with_its_name() {
         String::from_utf8_lossy(&out.stdout).trim(),
         r#"{"id":"1","stock":0,"data":{}}"#,
         "the null balance is loaded as 0"
+    );
+}
+
+#[test]
+fn a_plugin_error_ends_with_what_the_plugin_last_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    support::write_snapshot(dir.path(), &[], &["1\t{}\n#fail no warehouse in sight\n"]);
+    let out = support::bin()
+        .args(["plugin", "run"])
+        .arg(support::test_plugin("rogue"))
+        .arg("--from")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    // Its error, then its last lines of stderr, the unfinished one too.
+    assert!(
+        errors[0].ends_with(
+            "returned an error: no warehouse in sight; its last output: rogue: giving up on \
+             this page | rogue: no warehouse in sight"
+        ),
+        "{stderr}"
+    );
+    // Under the tests' RUST_LOG=warn, its stderr lines are in the log too.
+    assert!(
+        stderr.lines().any(|l| l.contains("WARN")
+            && l.contains("plugin=\"test-rogue\"")
+            && l.contains("rogue: giving up on this page")),
+        "{stderr}"
     );
 }

@@ -185,9 +185,9 @@ async fn component(
                 ),
             }
         }
-        Err(TransformFailure::Plugin(PluginError::Guest { error, .. })) => match error {
+        Err(TransformFailure::Plugin(PluginError::Guest { error, .. })) => match *error {
             GuestError::MalformedBody(ref i) | GuestError::InvalidItem(ref i) => Outcome::Error {
-                kind: if matches!(error, GuestError::MalformedBody(_)) {
+                kind: if matches!(*error, GuestError::MalformedBody(_)) {
                     "malformed-body"
                 } else {
                     "invalid-item"
@@ -272,11 +272,14 @@ async fn guest_errors_arrive_with_their_variant_and_the_plugin_named() {
     )
     .await
     .unwrap_err();
-    let TransformFailure::Plugin(PluginError::Guest { plugin: who, error }) = &err else {
+    let TransformFailure::Plugin(PluginError::Guest {
+        plugin: who, error, ..
+    }) = &err
+    else {
         panic!("expected a guest error, got {err}");
     };
     assert!(
-        matches!(error, GuestError::DuplicateKey(d) if d.product_id == "1" && Source::from(d.source) == Source::PriceList),
+        matches!(&**error, GuestError::DuplicateKey(d) if d.product_id == "1" && Source::from(d.source) == Source::PriceList),
         "{error:?}"
     );
     assert!(who.starts_with("bitcram-transform 0.1.0 (sha256 "), "{who}");

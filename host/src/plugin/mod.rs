@@ -11,6 +11,7 @@
 mod cache;
 mod file;
 mod gate;
+mod output;
 mod state;
 
 use std::fmt;
@@ -28,24 +29,16 @@ pub use state::PluginLimits;
 
 use state::StoreState;
 
-/// Host bindings generated from `wit/`.
-mod bindings {
-    wasmtime::component::bindgen!({
-        world: "transform",
-        path: "../wit",
-        imports: { default: async | trappable },
-        exports: { default: async },
-    });
-}
+mod bindings;
 
 // The guest's errors and summary are the plugin's own vocabulary; a
 // `GuestSource` in them converts into [`Source`].
+use bindings::bitcram::transform::types::RunContext as GuestRunContext;
 pub use bindings::bitcram::transform::types::{
     DuplicateKey, InputError, Source as GuestSource, Summary, TransformError as GuestError,
 };
-use bindings::bitcram::transform::types::{Row as GuestRow, RunContext as GuestRunContext};
 
-use crate::model::{Row, RunContext, Source, SourceCounts};
+use crate::model::{Row, RunContext, Source};
 use bindings::{Transform as TransformBindings, TransformPre};
 
 /// The WIT package whose `transformer` interface a plugin must export.
@@ -111,11 +104,21 @@ pub enum PluginError {
     #[error("plugin {plugin} refused: {reason}")]
     Refused { plugin: String, reason: String },
     /// The plugin returned an error: the input is bad, or the plugin thinks so.
-    #[error("plugin {plugin} returned an error: {}", describe_guest_error(.error))]
-    Guest { plugin: String, error: GuestError },
+    /// `output` ends the message: the plugin's last lines of stdout and
+    /// stderr, or nothing.
+    #[error("plugin {plugin} returned an error: {}{output}", describe_guest_error(.error))]
+    Guest {
+        plugin: String,
+        error: Box<GuestError>,
+        output: String,
+    },
     /// The sandbox stopped the plugin.
-    #[error("plugin {plugin} was stopped: {cause}")]
-    Trapped { plugin: String, cause: TrapCause },
+    #[error("plugin {plugin} was stopped: {cause}{output}")]
+    Trapped {
+        plugin: String,
+        cause: TrapCause,
+        output: String,
+    },
     /// Something failed on the host's side.
     #[error(transparent)]
     Host(#[from] anyhow::Error),
@@ -312,7 +315,7 @@ impl PluginHost {
             Err(e) => {
                 let failure = classify(&store, e, &plugin.identity.to_string());
                 let why = match &failure {
-                    PluginError::Trapped { cause, .. } => cause.to_string(),
+                    PluginError::Trapped { cause, output, .. } => format!("{cause}{output}"),
                     other => other.to_string(),
                 };
                 return Err(refused(format!("its `info` failed: {why}")));
@@ -482,7 +485,8 @@ impl TransformSession {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(error)) => PluginError::Guest {
                 plugin: self.plugin.clone(),
-                error,
+                error: Box::new(error),
+                output: self.store.data().output.tail_suffix(),
             },
             Err(e) => classify(&self.store, e, &self.plugin),
         };
@@ -495,16 +499,19 @@ impl TransformSession {
 fn classify(store: &Store<StoreState>, error: wasmtime::Error, plugin: &str) -> PluginError {
     let state = store.data();
     let plugin = plugin.to_owned();
+    let output = state.output.tail_suffix();
     if let Some(limit_bytes) = state.limiter.denied_limit() {
         return PluginError::Trapped {
             plugin,
             cause: TrapCause::Memory { limit_bytes },
+            output,
         };
     }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => PluginError::Trapped {
             plugin,
             cause: TrapCause::Deadline(state.budget()),
+            output,
         },
         Some(trap) => {
             let mut what = trap.to_string();
@@ -522,63 +529,11 @@ fn classify(store: &Store<StoreState>, error: wasmtime::Error, plugin: &str) -> 
             PluginError::Trapped {
                 plugin,
                 cause: TrapCause::Trap(what),
+                output,
             }
         }
         None => PluginError::Host(
             anyhow::Error::from(error).context(format!("calling plugin {plugin}")),
         ),
-    }
-}
-
-// The app's own types at the edge of the bindings (moves, no copies).
-
-impl From<Source> for GuestSource {
-    fn from(source: Source) -> Self {
-        match source {
-            Source::Checkout => GuestSource::Checkout,
-            Source::Stock => GuestSource::Stock,
-            Source::PriceList => GuestSource::PriceList,
-        }
-    }
-}
-
-impl From<GuestSource> for Source {
-    fn from(source: GuestSource) -> Self {
-        match source {
-            GuestSource::Checkout => Source::Checkout,
-            GuestSource::Stock => Source::Stock,
-            GuestSource::PriceList => Source::PriceList,
-        }
-    }
-}
-
-impl From<&RunContext> for GuestRunContext {
-    fn from(context: &RunContext) -> Self {
-        GuestRunContext {
-            checkout_number: context.checkout_number.clone(),
-            checkout_id: context.checkout_id,
-            warehouse_id: context.warehouse_id,
-            synced_at: context.synced_at.clone(),
-        }
-    }
-}
-
-impl From<&Summary> for SourceCounts {
-    fn from(summary: &Summary) -> Self {
-        SourceCounts {
-            price_list_items: summary.price_list_items,
-            stock_items: summary.stock_items,
-            dropped_stock_items: summary.dropped_stock_items,
-        }
-    }
-}
-
-impl From<GuestRow> for Row {
-    fn from(row: GuestRow) -> Self {
-        Row {
-            id: row.id,
-            data: row.data,
-            stock: row.stock,
-        }
     }
 }

@@ -10,6 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::PluginIdentity;
 use super::bindings::bitcram::transform::{log, types};
+use super::output::{GuestOutput, Stream};
 
 /// Longest log message kept from a plugin; the rest is cut.
 const LOG_MESSAGE_MAX_BYTES: usize = 4096;
@@ -38,6 +39,8 @@ impl Default for PluginLimits {
 pub(super) struct StoreState {
     wasi: WasiCtx,
     table: ResourceTable,
+    /// The guest's stdout and stderr, for the log and for error messages.
+    pub(super) output: GuestOutput,
     pub(super) limiter: Limiter,
     plugin: Arc<PluginIdentity>,
     budget: Duration,
@@ -49,10 +52,19 @@ pub(super) struct StoreState {
 
 impl StoreState {
     pub(super) fn new(limits: PluginLimits, plugin: Arc<PluginIdentity>) -> Self {
-        // No preopens, no environment, no arguments, stdin closed, stdout and
-        // stderr discarded, sockets and name lookup off (the defaults; set
-        // explicitly so that a change of defaults cannot open them).
+        // No preopens, no environment, no arguments, stdin closed, sockets
+        // and name lookup off (the defaults; set explicitly so that a change
+        // of defaults cannot open them); stdout and stderr to the log. At the
+        // gate the plugin has not said its name yet: its file stands in.
+        let tag = if plugin.name.is_empty() {
+            &plugin.source
+        } else {
+            &plugin.name
+        };
+        let output = GuestOutput::new(tag);
         let wasi = WasiCtxBuilder::new()
+            .stdout(output.stream(Stream::Stdout))
+            .stderr(output.stream(Stream::Stderr))
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
@@ -61,6 +73,7 @@ impl StoreState {
         Self {
             wasi,
             table: ResourceTable::new(),
+            output,
             limiter: Limiter::new(limits.memory_bytes),
             plugin,
             budget: limits.timeout,

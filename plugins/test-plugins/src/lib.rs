@@ -9,7 +9,9 @@
 //! - `future`: built against `bitcram:transform@0.2.0` (refused at the gate);
 //! - `rogue`: runs, but emits the rows its price-list page spells out, one
 //!   per line as `id<TAB>data`, unchecked (the host must refuse bad rows); a
-//!   line `#lie` makes its summary announce one row more than it returns;
+//!   line `#lie` makes its summary announce one row more than it returns,
+//!   and a line `#fail MESSAGE` makes it write two lines to stderr (the
+//!   last without its newline) and return MESSAGE as its error;
 //! - `nosy`: looks at its environment, arguments and stdin, writes to its
 //!   stdout and stderr, tries to read, list and create host files, to
 //!   connect over TCP and send over UDP to the address its price-list page
@@ -210,6 +212,11 @@ mod rogue {
                     *self.1.borrow_mut() += 1;
                     if line == "#lie" {
                         continue;
+                    }
+                    if let Some(message) = line.strip_prefix("#fail ") {
+                        eprintln!("rogue: giving up on this page");
+                        eprint!("rogue: {message}");
+                        return Err(TransformError::Other(message.to_owned()));
                     }
                     let (id, data) = line.split_once('\t').unwrap_or((line, "{}"));
                     self.0.borrow_mut().push(Row {
