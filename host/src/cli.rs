@@ -307,6 +307,33 @@ pub enum PluginCommand {
         #[command(flatten)]
         plugin: PluginOptions,
     },
+    /// Run a transform component on golden cases and say, case by case,
+    /// whether it made the expected rows or error; for a plugin's CI.
+    ///
+    /// Each subdirectory of `--cases` is a case: a snapshot (the layout
+    /// `bitcram-sync snapshot` writes) plus `expected.jsonl` (the rows, as
+    /// `plugin run` writes them, in order) or `expected-error.json`
+    /// (`{"case": "duplicate-key", "product_id": "17"}`; `case` is one of the
+    /// contract's `transform-error` cases, `product_id` optional). Prints a
+    /// line per case, and for a failure the first differing rows, expected
+    /// above actual. Exit status: 0 when every case passes, 1 when one fails
+    /// or cannot be read, 3 when the gate refuses the component.
+    Test {
+        /// The component (`.wasm`). Without it, the embedded default plugin.
+        path: Option<PathBuf>,
+        /// The directory of cases.
+        #[arg(long, value_name = "DIR")]
+        cases: PathBuf,
+        /// Compare `data` as text: key order and the spelling of numbers
+        /// matter (by default rows are compared as JSON values).
+        #[arg(long)]
+        exact: bool,
+        /// Also write the results as JUnit XML, for a CI dashboard.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        #[command(flatten)]
+        plugin: PluginOptions,
+    },
 }
 
 /// How a transform component is verified, bounded and cached.

@@ -10,6 +10,8 @@
 //! - `plugin_sandbox`: the time budget, the memory cap, crashes;
 //! - `cli_plugin`: `plugin check` and `plugin run` through the binary, with
 //!   their exit codes;
+//! - `plugin_cases`: `plugin test` on the default component's golden
+//!   cases, and what a failing case, `--exact` and `--junit` show;
 //! - `cli_run`: the demo against the sample snapshot, the SQLite sink in both
 //!   modes, JSON logs, exit codes;
 //! - `cli_settings`: the image's entrypoint, `db init --print`, `--help`,
@@ -40,6 +42,7 @@ mod cli_run;
 mod cli_settings;
 mod failures;
 mod load_steps;
+mod plugin_cases;
 mod plugin_gate;
 mod plugin_sandbox;
 mod post_load;

@@ -2,6 +2,7 @@
 //! arguments into work and returning the process's exit status; and the
 //! mapping of an error to its exit status.
 
+mod cases;
 mod db;
 mod demo;
 mod gate;
@@ -96,5 +97,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             plugin,
         }) => plugin::run(&plugin, path, &from, out.as_deref()).await,
+        Command::Plugin(PluginCommand::Test {
+            path,
+            cases,
+            exact,
+            junit,
+            plugin,
+        }) => plugin::test(&plugin, path, &cases, exact, junit.as_deref()).await,
     }
 }

@@ -1,4 +1,4 @@
-//! `bitcram-sync plugin check` and `plugin run`.
+//! `bitcram-sync plugin check`, `plugin run` and `plugin test`.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -61,6 +61,60 @@ pub(super) async fn run(
         report.plugin_time.as_millis(),
         report.plugin_peak_memory_bytes as f64 / (1024.0 * 1024.0),
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a component on every golden case under `cases`: a line per case on
+/// stdout, then a count; JUnit XML to `junit` if given. Fails (exit 1) when
+/// any case does.
+pub(super) async fn test(
+    options: &PluginOptions,
+    path: Option<PathBuf>,
+    cases: &Path,
+    exact: bool,
+    junit: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let loaded = load_plugin(options, path).await?;
+    let cases = super::cases::discover(cases)?;
+    let mut results = Vec::with_capacity(cases.len());
+    let mut out = std::io::stdout().lock();
+    for case in &cases {
+        let result = super::cases::run_case(&loaded, case, exact).await;
+        match &result.failure {
+            None => writeln!(
+                out,
+                "PASS {} ({}, {} ms)",
+                result.name,
+                result.checked,
+                result.elapsed.as_millis()
+            )?,
+            Some((why, lines)) => {
+                writeln!(out, "FAIL {}: {why}", result.name)?;
+                for line in lines {
+                    writeln!(out, "    {line}")?;
+                }
+            }
+        }
+        results.push(result);
+    }
+    let failed = results.iter().filter(|r| r.failure.is_some()).count();
+    let id = loaded.identity();
+    writeln!(
+        out,
+        "{} passed, {failed} failed: {} {} (sha256 {})",
+        results.len() - failed,
+        id.name,
+        id.version,
+        id.sha256
+    )?;
+    if let Some(path) = junit {
+        let name = format!("{} {}", id.name, id.version);
+        std::fs::write(path, super::cases::junit(&name, &results))
+            .with_context(|| format!("writing the JUnit report {}", path.display()))?;
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} cases failed", results.len());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
