@@ -224,3 +224,41 @@ pub fn check_row(row: &Row) -> Result<(), String> {
         Err(e) => Err(format!("product {}: data is not valid JSON: {e}", row.id)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str) -> Row {
+        Row {
+            id: id.to_owned(),
+            data: "{}".to_owned(),
+            stock: 0,
+        }
+    }
+
+    #[test]
+    fn an_id_of_exactly_the_columns_width_fits() {
+        assert_eq!(check_row(&row(&"9".repeat(MAX_ID_CHARS))), Ok(()));
+        // Characters, not bytes: 64 two-byte characters fit too.
+        assert_eq!(check_row(&row(&"é".repeat(MAX_ID_CHARS))), Ok(()));
+        let err = check_row(&row(&"9".repeat(MAX_ID_CHARS + 1))).unwrap_err();
+        assert!(
+            err.ends_with("has an id of 65 characters; the table holds at most 64"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn blanks_at_either_end_or_a_control_character_anywhere_are_refused() {
+        for id in [" 1", "1 ", "\t1", "1\u{7}2", "1\n2"] {
+            let err = check_row(&row(id)).unwrap_err();
+            assert!(
+                err.ends_with("has an id with blanks or control characters"),
+                "{id:?}: {err}"
+            );
+        }
+        // A blank inside is part of the id.
+        assert_eq!(check_row(&row("1 2")), Ok(()));
+    }
+}
