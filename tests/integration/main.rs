@@ -12,6 +12,8 @@
 //!   their exit codes;
 //! - `plugin_cases`: `plugin test` on the default component's golden
 //!   cases, and what a failing case, `--exact` and `--junit` show;
+//! - `plugin_languages`: the Python and JavaScript examples on the golden
+//!   cases, and the sandbox as plugins in those languages see it;
 //! - `cli_run`: the demo against the sample snapshot, the SQLite sink in both
 //!   modes, JSON logs, exit codes;
 //! - `cli_settings`: the image's entrypoint, `db init --print`, `--help`,
@@ -44,6 +46,7 @@ mod failures;
 mod load_steps;
 mod plugin_cases;
 mod plugin_gate;
+mod plugin_languages;
 mod plugin_sandbox;
 mod post_load;
 mod run_lock;

@@ -125,45 +125,13 @@ async fn a_plugin_that_panics_is_reported_as_a_crash() {
 
 #[test]
 fn the_sandbox_shows_a_plugin_no_environment_arguments_stdin_files_or_network() {
+    use crate::support::nosy::{Listening, assert_markers_logged, run_nosy};
+
     // Where the plugin is told to connect and send: the test listens.
-    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    tcp.set_nonblocking(true).unwrap();
-    let udp = std::net::UdpSocket::bind(tcp.local_addr().unwrap()).unwrap();
-    udp.set_nonblocking(true).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let snapshot = dir.path().join("snap");
-    let page = format!(
-        r#"{{"items":[{{"product_id":1}}],"connect":"{}"}}"#,
-        tcp.local_addr().unwrap()
-    );
-    support::write_snapshot(&snapshot, &[], &[&page]);
-    let rows = dir.path().join("rows.jsonl");
-    let mut child = support::bin()
-        .args(["plugin", "run"])
-        .arg(support::test_plugin("nosy"))
-        .arg("--from")
-        .arg(&snapshot)
-        .arg("--out")
-        .arg(&rows)
-        .env("NOSY_SECRET", "the host's environment")
-        .env("RUST_LOG", "info")
-        .env("LOG_FORMAT", "json")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write as _;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(b"the host's stdin\n").unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let seen: serde_json::Value =
-        serde_json::from_str(std::fs::read_to_string(&rows).unwrap().trim()).unwrap();
-    let seen = &seen["data"];
+    let listening = Listening::new();
+    let run = run_nosy(&support::test_plugin("nosy"), &listening.page_member());
+    assert_eq!(run.code, Some(0), "{}", run.log);
+    let seen = run.seen.expect("a row");
     for (what, expected) in [
         ("env", serde_json::json!([])),
         ("args", serde_json::json!([])),
@@ -189,37 +157,10 @@ fn the_sandbox_shows_a_plugin_no_environment_arguments_stdin_files_or_network() 
             "{what}: {outcome}"
         );
     }
-    assert!(
-        matches!(tcp.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
-        "the plugin connected to the host's port"
-    );
-    let mut buf = [0u8; 16];
-    assert!(
-        matches!(udp.recv_from(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
-        "the plugin's datagram arrived"
-    );
+    listening.assert_nothing_arrived();
     // The plugin's stdout and stderr reach the host's log, tagged with its
     // name and the stream, never the host's own stdout.
-    assert!(
-        out.stdout.is_empty(),
-        "the plugin's stdout reached the host's"
-    );
-    let logged: Vec<serde_json::Value> = stderr
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .filter(|entry: &serde_json::Value| entry["plugin"] == "test-nosy")
-        .collect();
-    for (marker, stream, severity) in [
-        ("nosy-stdout-marker", "stdout", "INFO"),
-        ("nosy-stderr-marker", "stderr", "WARNING"),
-    ] {
-        assert!(
-            logged.iter().any(|e| e["message"] == marker
-                && e["stream"] == stream
-                && e["severity"] == severity),
-            "{marker}: {stderr}"
-        );
-    }
+    assert_markers_logged(&run.log, "test-nosy");
 }
 
 #[tokio::test]

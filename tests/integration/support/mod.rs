@@ -4,6 +4,7 @@
 
 pub mod db;
 pub mod fake_bitcram;
+pub mod nosy;
 pub mod sync_run;
 
 use std::collections::HashMap;
@@ -42,6 +43,31 @@ pub fn test_plugin(variant: &str) -> PathBuf {
     build_guest("test-plugins", &[variant], &dest);
     built.insert(variant.to_owned(), dest.clone());
     dest
+}
+
+/// A component written in Python or JavaScript (`python-transform`,
+/// `javascript-transform`, `python-nosy`, `javascript-nosy`), built once per
+/// test run by `plugins/examples/build.sh` into `target/examples` with its
+/// pinned toolchain (installed there from PyPI and npm on first use; later
+/// runs rebuild only what changed).
+pub fn example_plugin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .unwrap()
+            .join("examples");
+        let status = Command::new(workspace().join("plugins/examples/build.sh"))
+            .arg(&dir)
+            .status()
+            .expect("running plugins/examples/build.sh");
+        assert!(
+            status.success(),
+            "plugins/examples/build.sh failed (it needs python3 and npm)"
+        );
+        dir
+    });
+    dir.join(format!("{name}.wasm"))
 }
 
 /// The embedded default component, written to a file (for the binary and
