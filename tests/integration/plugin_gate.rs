@@ -85,6 +85,29 @@ async fn a_plugin_built_against_another_contract_version_is_refused() {
 }
 
 #[tokio::test]
+async fn a_component_for_another_world_or_none_is_refused_saying_what_it_exports() {
+    let message = refusal(support::load(PluginSource::Path(support::test_plugin("alien"))).await);
+    assert!(
+        message.ends_with(
+            "refused: it exports test:alien/iface, not bitcram:transform/transformer@0.1.0: it is a \
+             component for another world"
+        ),
+        "{message}"
+    );
+    // The smallest component there is: no imports, no exports.
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.wasm");
+    std::fs::write(&empty, b"\0asm\x0d\x00\x01\x00").unwrap();
+    let message = refusal(support::load(PluginSource::Path(empty)).await);
+    assert!(
+        message.ends_with(
+            "refused: it exports no interface; expected bitcram:transform/transformer@0.1.0"
+        ),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn a_plugin_importing_a_capability_outside_the_contract_is_refused() {
     let message = refusal(support::load(PluginSource::Path(support::test_plugin("sneaky"))).await);
     assert!(

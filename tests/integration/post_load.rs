@@ -295,6 +295,49 @@ async fn a_statement_that_ends_the_transaction_anyway_is_caught_before_commit() 
 }
 
 #[tokio::test]
+async fn a_statement_that_commits_and_starts_another_transaction_is_caught_by_the_mark() {
+    // After each statement a transaction is open, so only the mark set when
+    // the load began shows that it is not the run's any more.
+    let (db, _) = seeded(&[1, 2, 3]).await;
+    sqlx::raw_sql("CREATE PROCEDURE swapped() BEGIN DELETE FROM mirror; END")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let target = DatabaseTarget::new(db.url(), db.name.clone());
+    let mut loader = Loader::begin(target.connect().await.unwrap(), settings("CALL swapped()"))
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "DROP PROCEDURE swapped; CREATE PROCEDURE swapped() BEGIN COMMIT; START TRANSACTION; END",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    loader.write(rows(100..110)).await.unwrap();
+    let error = loader
+        .finish()
+        .await
+        .expect_err("the load must fail")
+        .to_string();
+    assert!(
+        error.starts_with(
+            "the post-load statements ended the load's transaction and started another: "
+        ) && error.ends_with("post-load statements must not commit or roll back"),
+        "{error}"
+    );
+    // The COMMIT did commit the rows written so far: the message says so.
+    let ids: Vec<String> = db
+        .rows("raw_item_data")
+        .await
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
+    assert_eq!(ids, (100..110).map(|id| id.to_string()).collect::<Vec<_>>());
+    assert!(error.contains("committed"), "{error}");
+    db.drop_now().await;
+}
+
+#[tokio::test]
 async fn a_procedure_whose_body_the_user_may_not_read_is_refused_until_granted() {
     let (db, old) = seeded(&[1, 2, 3]).await;
     let user = format!("bitcram_nobody_{}", std::process::id());

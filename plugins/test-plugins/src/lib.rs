@@ -21,6 +21,9 @@
 //! - `slow`: each `push` busy-waits 200 ms (the time budget is summed over
 //!   calls, so several pushes together run out of it);
 //! - `badinfo`: `info()` panics (the gate must refuse it);
+//! - `alien`: a component for another world: it exports `test:alien/iface`
+//!   and not the contract's `transformer` (the gate must refuse it, naming
+//!   what it exports);
 //! - `mistyped`: imports `bitcram:transform/log` with the wrong type (the
 //!   gate's type check must refuse it).
 //!
@@ -33,7 +36,8 @@
     feature = "rogue",
     feature = "nosy",
     feature = "mistyped",
-    feature = "sneaky"
+    feature = "sneaky",
+    feature = "alien"
 )))]
 mod current {
     wit_bindgen::generate!({
@@ -464,6 +468,33 @@ mod mistyped {
         fn info() -> String {
             bitcram::transform::log::log(7);
             "test-mistyped".to_owned()
+        }
+    }
+
+    export!(Plugin);
+}
+
+#[cfg(feature = "alien")]
+mod alien {
+    wit_bindgen::generate!({
+        inline: r#"
+            package test:alien;
+
+            interface iface {
+                answer: func() -> u32;
+            }
+
+            world alien {
+                export iface;
+            }
+        "#,
+    });
+
+    struct Plugin;
+
+    impl exports::test::alien::iface::Guest for Plugin {
+        fn answer() -> u32 {
+            42
         }
     }
 
