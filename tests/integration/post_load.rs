@@ -208,6 +208,35 @@ fn rows(ids: std::ops::Range<u64>) -> Vec<Row> {
 /// A procedure that passed the check at the start of the load is replaced,
 /// before the post-load statements run, by one that ends the transaction:
 /// the job says so, and says truly whether the rows were committed.
+/// Begins a load whose post-load statement is `CALL swapped()`, a harmless
+/// procedure when the load checks it, redefined with `body` afterwards; then
+/// writes rows 100 to 109 and finishes. Returns the error the load fails with.
+async fn load_with_a_swapped_procedure(db: &TestDb, body: &str) -> String {
+    sqlx::raw_sql(
+        "DROP PROCEDURE IF EXISTS swapped;
+         CREATE PROCEDURE swapped() BEGIN DELETE FROM mirror; END",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let target = DatabaseTarget::new(db.url(), db.name.clone());
+    let mut loader = Loader::begin(target.connect().await.unwrap(), settings("CALL swapped()"))
+        .await
+        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP PROCEDURE swapped; CREATE PROCEDURE swapped() {body}"
+    )))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    loader.write(rows(100..110)).await.unwrap();
+    loader
+        .finish()
+        .await
+        .expect_err("the load must fail")
+        .to_string()
+}
+
 #[tokio::test]
 async fn a_statement_that_ends_the_transaction_anyway_is_caught_before_commit() {
     let (db, old) = seeded(&[1, 2, 3]).await;
@@ -229,29 +258,7 @@ async fn a_statement_that_ends_the_transaction_anyway_is_caught_before_commit() 
             false,
         ),
     ] {
-        sqlx::raw_sql(
-            "DROP PROCEDURE IF EXISTS swapped;
-             CREATE PROCEDURE swapped() BEGIN DELETE FROM mirror; END",
-        )
-        .execute(&db.pool)
-        .await
-        .unwrap();
-        let target = DatabaseTarget::new(db.url(), db.name.clone());
-        let mut loader = Loader::begin(target.connect().await.unwrap(), settings("CALL swapped()"))
-            .await
-            .unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP PROCEDURE swapped; CREATE PROCEDURE swapped() {body}"
-        )))
-        .execute(&db.pool)
-        .await
-        .unwrap();
-        loader.write(rows(100..110)).await.unwrap();
-        let error = loader
-            .finish()
-            .await
-            .expect_err("the load must fail")
-            .to_string();
+        let error = load_with_a_swapped_procedure(&db, body).await;
         assert!(
             error.starts_with("post-load statement 1 (`CALL swapped()`) ") && error.contains(says),
             "{error}\nexpected: {says}"
@@ -299,26 +306,7 @@ async fn a_statement_that_commits_and_starts_another_transaction_is_caught_by_th
     // After each statement a transaction is open, so only the mark set when
     // the load began shows that it is not the run's any more.
     let (db, _) = seeded(&[1, 2, 3]).await;
-    sqlx::raw_sql("CREATE PROCEDURE swapped() BEGIN DELETE FROM mirror; END")
-        .execute(&db.pool)
-        .await
-        .unwrap();
-    let target = DatabaseTarget::new(db.url(), db.name.clone());
-    let mut loader = Loader::begin(target.connect().await.unwrap(), settings("CALL swapped()"))
-        .await
-        .unwrap();
-    sqlx::raw_sql(
-        "DROP PROCEDURE swapped; CREATE PROCEDURE swapped() BEGIN COMMIT; START TRANSACTION; END",
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    loader.write(rows(100..110)).await.unwrap();
-    let error = loader
-        .finish()
-        .await
-        .expect_err("the load must fail")
-        .to_string();
+    let error = load_with_a_swapped_procedure(&db, "BEGIN COMMIT; START TRANSACTION; END").await;
     assert!(
         error.starts_with(
             "the post-load statements ended the load's transaction and started another: "
