@@ -23,6 +23,14 @@ async fn lock_name(db: &TestDb) -> String {
     .unwrap()
 }
 
+async fn ids(db: &TestDb) -> Vec<String> {
+    db.rows("raw_item_data")
+        .await
+        .into_iter()
+        .map(|r| r.0)
+        .collect()
+}
+
 async fn lock_holder(db: &TestDb) -> Option<i64> {
     sqlx::query_scalar("SELECT CAST(IS_USED_LOCK(?) AS SIGNED)")
         .bind(lock_name(db).await)
@@ -76,15 +84,16 @@ async fn a_second_run_on_the_same_table_is_refused_while_one_is_loading() {
 /// rollback lasts seconds.
 const STOPPED_RUN_ROWS: i64 = 2_000_000;
 
-/// A session that took the run lock and wrote [`STOPPED_RUN_ROWS`] rows in
-/// its transaction, then was killed, as a stopped run's session is: returns
-/// its id once the server is rolling it back.
-async fn a_stopped_run_rolling_back(db: &TestDb) -> i64 {
+/// A session (connected to `url`) that took the run lock and wrote
+/// [`STOPPED_RUN_ROWS`] rows in its transaction, then was killed, as a
+/// stopped run's session is: returns its id once the server is rolling it
+/// back.
+async fn a_stopped_run_rolling_back(db: &TestDb, url: &str) -> i64 {
     sqlx::raw_sql("CREATE TABLE undo_me (n BIGINT NOT NULL PRIMARY KEY) ENGINE = InnoDB")
         .execute(&db.pool)
         .await
         .unwrap();
-    let mut stopped = MySqlConnection::connect(&db.url()).await.unwrap();
+    let mut stopped = MySqlConnection::connect(url).await.unwrap();
     let id: i64 = sqlx::query_scalar("SELECT CAST(CONNECTION_ID() AS SIGNED)")
         .fetch_one(&mut stopped)
         .await
@@ -128,11 +137,11 @@ async fn a_stopped_run_rolling_back(db: &TestDb) -> i64 {
 }
 
 fn spawn_sync(
-    db: &TestDb,
+    url: String,
     dir: &std::path::Path,
     extra: &[&str],
 ) -> tokio::task::JoinHandle<Output> {
-    let (url, dir) = (db.url(), dir.to_owned());
+    let dir = dir.to_owned();
     let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
     tokio::task::spawn_blocking(move || {
         crate::support::bin()
@@ -158,9 +167,13 @@ async fn a_run_waits_for_a_stopped_runs_rollback_within_the_lock_wait_bound_and_
     snapshot(patient_dir.path(), &[1, 2, 3], &[]);
     snapshot(impatient_dir.path(), &[1, 2, 3, 4], &[]);
 
-    let stopped = a_stopped_run_rolling_back(&db).await;
-    let impatient = spawn_sync(&db, impatient_dir.path(), &["--lock-wait-timeout", "1s"]);
-    let patient = spawn_sync(&db, patient_dir.path(), &[]);
+    let stopped = a_stopped_run_rolling_back(&db, &db.url()).await;
+    let impatient = spawn_sync(
+        db.url(),
+        impatient_dir.path(),
+        &["--lock-wait-timeout", "1s"],
+    );
+    let patient = spawn_sync(db.url(), patient_dir.path(), &[]);
     let (impatient, patient) = (impatient.await.unwrap(), patient.await.unwrap());
 
     // The one whose bound ran out says it was a rollback, not another run.
@@ -190,18 +203,39 @@ async fn a_run_waits_for_a_stopped_runs_rollback_within_the_lock_wait_bound_and_
         log.contains("the previous run's rollback finished after "),
         "{log}"
     );
-    let ids: Vec<String> = db
-        .rows("raw_item_data")
-        .await
-        .into_iter()
-        .map(|r| r.0)
-        .collect();
-    assert_eq!(ids, ["1", "2", "3"]);
+    assert_eq!(ids(&db).await, ["1", "2", "3"]);
     let undone: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM undo_me")
         .fetch_one(&db.pool)
         .await
         .unwrap();
     assert_eq!(undone, 0);
     assert_eq!(lock_holder(&db).await, None);
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn a_user_without_the_process_privilege_still_tells_a_rollback_from_a_run() {
+    // Such a user cannot read INNODB_TRX; it sees its own sessions, a
+    // killed one as `Killed`, in the process list.
+    let (db, _) = seeded(&[1, 2]).await;
+    let user = format!("bitcram_noproc_{}", std::process::id());
+    db.create_user(&user, "pw").await;
+    db.grant_reading_procedures(&user).await;
+    let url = db.url_as(&user, "pw");
+    let dir = tempfile::tempdir().unwrap();
+    snapshot(dir.path(), &[1, 2, 3], &[]);
+
+    let stopped = a_stopped_run_rolling_back(&db, &url).await;
+    let out = spawn_sync(url, dir.path(), &[]).await.unwrap();
+    assert_success(&out);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains(&format!(
+            "a previous run's rollback is finishing on table raw_item_data (connection {stopped}); waiting for it"
+        )),
+        "{log}"
+    );
+    assert_eq!(ids(&db).await, ["1", "2", "3"]);
+    db.drop_user(&user).await;
     db.drop_now().await;
 }

@@ -77,8 +77,8 @@ pub(super) async fn take(
                         let wait = session_lock_wait(tx).await?;
                         tracing::warn!(
                             "a previous run's rollback is finishing on table {table} \
-                             (connection {id}, {rows_left} rows left to undo); waiting for it, \
-                             at most {} (--lock-wait-timeout)",
+                             (connection {id}{}); waiting for it, at most {} (--lock-wait-timeout)",
+                            rows_left_text(rows_left),
                             format_duration(wait)
                         );
                         *bound.insert(wait)
@@ -88,9 +88,9 @@ pub(super) async fn take(
                 if left.is_zero() {
                     bail!(
                         "a previous run's rollback is still finishing on table {table} \
-                         (connection {id}, {rows_left} rows left to undo) after waiting {} \
-                         (--lock-wait-timeout); nothing was written; try again when it has \
-                         finished",
+                         (connection {id}{}) after waiting {} (--lock-wait-timeout); nothing was \
+                         written; try again when it has finished",
+                        rows_left_text(rows_left),
                         format_duration(bound)
                     );
                 }
@@ -110,6 +110,11 @@ pub(super) async fn take(
             return Ok(name);
         }
     }
+}
+
+/// `, N rows left to undo`, where the server said.
+fn rows_left_text(rows_left: Option<i64>) -> String {
+    rows_left.map_or(String::new(), |n| format!(", {n} rows left to undo"))
 }
 
 /// `GET_LOCK(name, 0)`: whether the lock is now the run's.
@@ -133,8 +138,9 @@ struct Holder {
 enum HolderState {
     /// Running or idle in its transaction.
     Loading { seconds: Option<i64> },
-    /// Killed or disconnected; the server is undoing its writes.
-    RollingBack { rows_left: i64 },
+    /// Killed or disconnected; the server is undoing its writes (how many
+    /// are left, where this user may see it).
+    RollingBack { rows_left: Option<i64> },
     /// Not in the process list this user can read (another user's session,
     /// without the PROCESS privilege).
     Unseen,
@@ -156,14 +162,8 @@ async fn look_at_holder(
     let Some(id) = holder else {
         return Ok(None);
     };
-    // COMMAND, seconds in the transaction, trx_state, trx_rows_modified.
-    type HolderRow = (String, Option<i64>, Option<String>, Option<i64>);
-    let row: Option<HolderRow> = sqlx::query_as(
-        "SELECT CAST(p.COMMAND AS CHAR), CAST(TIMESTAMPDIFF(SECOND, t.trx_started, NOW()) AS SIGNED), \
-         CAST(t.trx_state AS CHAR), CAST(t.trx_rows_modified AS SIGNED) \
-         FROM information_schema.PROCESSLIST p \
-         LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID \
-         WHERE p.ID = ?",
+    let command: Option<String> = sqlx::query_scalar(
+        "SELECT CAST(COMMAND AS CHAR) FROM information_schema.PROCESSLIST WHERE ID = ?",
     )
     .bind(id)
     .fetch_optional(&mut **tx)
@@ -174,17 +174,30 @@ async fn look_at_holder(
             describe_db_error(&e)
         )
     })?;
-    let state = match row {
-        None => HolderState::Unseen,
-        Some((command, seconds, trx_state, rows)) => {
-            if trx_state.as_deref() == Some("ROLLING BACK") || command == "Killed" {
-                HolderState::RollingBack {
-                    rows_left: rows.unwrap_or(0),
-                }
-            } else {
-                HolderState::Loading { seconds }
-            }
-        }
+    let Some(command) = command else {
+        return Ok(Some(Holder {
+            id,
+            state: HolderState::Unseen,
+        }));
+    };
+    // trx_state, trx_rows_modified, seconds in the transaction. INNODB_TRX
+    // needs the PROCESS privilege, which a job's user often lacks: then the
+    // session's `Killed` command is all there is to go by.
+    type TrxRow = (Option<String>, Option<i64>, Option<i64>);
+    let trx: Option<TrxRow> = sqlx::query_as(
+        "SELECT CAST(trx_state AS CHAR), CAST(trx_rows_modified AS SIGNED), \
+         CAST(TIMESTAMPDIFF(SECOND, trx_started, NOW()) AS SIGNED) \
+         FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id = ?",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+    .unwrap_or(None);
+    let (trx_state, rows_left, seconds) = trx.unwrap_or((None, None, None));
+    let state = if trx_state.as_deref() == Some("ROLLING BACK") || command == "Killed" {
+        HolderState::RollingBack { rows_left }
+    } else {
+        HolderState::Loading { seconds }
     };
     Ok(Some(Holder { id, state }))
 }

@@ -2,6 +2,8 @@
 //! `BITCRAM_TEST_MYSQL` (default `mysql://root@127.0.0.1:3306`). Tests fail,
 //! never skip, when the server is missing: `.ci/start-mariadb` starts one.
 
+use std::path::Path;
+
 use sqlx::{Executor as _, MySqlPool};
 
 /// The server the database tests use.
@@ -153,7 +155,8 @@ impl TestDb {
     }
 }
 
-/// Drops databases left by earlier test runs (other process ids), once.
+/// Drops databases left by earlier test runs (process ids no longer
+/// running), once.
 async fn remove_stale_databases(admin: &MySqlPool) {
     static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     DONE.get_or_init(|| async {
@@ -163,8 +166,16 @@ async fn remove_stale_databases(admin: &MySqlPool) {
         .fetch_all(admin)
         .await
         .unwrap();
-        let mine = format!("bitcram_test_{}_", std::process::id());
-        for name in names.into_iter().filter(|n| !n.starts_with(&mine)) {
+        // Only those of test processes that have ended: a suite running
+        // beside this one (another checkout, a mutation check) keeps its own.
+        let ended = |name: &String| {
+            let pid = name
+                .strip_prefix("bitcram_test_")
+                .and_then(|rest| rest.split('_').next())
+                .and_then(|pid| pid.parse::<u32>().ok());
+            pid.is_some_and(|pid| pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists())
+        };
+        for name in names.into_iter().filter(ended) {
             let _ = admin
                 .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS `{name}`")))
                 .await;
