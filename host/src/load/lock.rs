@@ -22,6 +22,9 @@ use crate::model::format_duration;
 /// past sqlx's slow-statement threshold and log a warning each time.
 const POLL: Duration = Duration::from_millis(250);
 
+/// How often the lock is tried again when it is refused but nobody holds it.
+const UNHELD_RETRIES: u32 = 3;
+
 /// Takes the server-wide named lock of `table` (MySQL and MariaDB); returns
 /// its name, for [`release`]. Lock names are at most 64 characters: the
 /// database and table are hashed into one.
@@ -47,10 +50,20 @@ pub(super) async fn take(
 
     let started = Instant::now();
     let mut bound = None;
+    let mut unheld = 0;
     loop {
         match look_at_holder(tx, &name).await? {
-            // Released between the two looks: try again at once.
-            None => {}
+            // Released between the two looks: try again at once, a few
+            // times (GET_LOCK also fails, with NULL, on a server error).
+            None => {
+                unheld += 1;
+                if unheld > UNHELD_RETRIES {
+                    bail!(
+                        "the run lock of table {table} could not be taken although no session \
+                         holds it (GET_LOCK failed {unheld} times)"
+                    );
+                }
+            }
             Some(Holder {
                 id,
                 state: HolderState::Loading { seconds },
