@@ -99,14 +99,27 @@ async fn run(bodies: &Bodies, examples: &Path) -> anyhow::Result<()> {
         ];
         let mut sink = CountRows(0);
         let started = Instant::now();
-        let report = run_transform(
+        let report = match run_transform(
             &plugin,
             &context,
             futures_util::stream::iter(pages.into_iter().map(Ok)),
             &mut sink,
         )
         .await
-        .with_context(|| format!("running the {name} component"))?;
+        {
+            Ok(report) => report,
+            // A component over its limits is a figure too: say so, go on.
+            Err(e) => {
+                println!(
+                    "{name:<16} {:>10} failed after {}: {e}   (cold load {}, warm load {})",
+                    common::mb(size),
+                    ms(started.elapsed()),
+                    ms(cold),
+                    ms(warm)
+                );
+                continue;
+            }
+        };
         let elapsed = started.elapsed();
         let rust = *rust_time.get_or_insert(elapsed);
         println!(
