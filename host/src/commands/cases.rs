@@ -172,7 +172,7 @@ pub async fn run_case(plugin: &Plugin, case: &Case, exact: bool) -> CaseResult {
     let started = Instant::now();
     let mut sink = Collect(Vec::new());
     let outcome = match Snapshot::open(&case.dir) {
-        Ok(snapshot) => super::plugin::transform_snapshot(plugin, &snapshot, &mut sink)
+        Ok(snapshot) => super::replay::transform_snapshot(plugin, &snapshot, &mut sink)
             .await
             .map(|_| ()),
         Err(e) => Err(e.context("reading its snapshot")),

@@ -7,6 +7,7 @@ mod db;
 mod demo;
 mod gate;
 mod plugin;
+mod replay;
 mod snapshot;
 mod sync;
 

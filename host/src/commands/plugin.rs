@@ -7,12 +7,12 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use crate::cli::PluginOptions;
-use crate::model::{Row, format_synced_at};
-use crate::plugin::Plugin;
+use crate::model::Row;
 use crate::snapshot::Snapshot;
-use crate::transform::{RowSink, run_transform};
+use crate::transform::RowSink;
 
 use super::gate::load_plugin;
+use super::replay::transform_snapshot;
 
 /// Passes a component through the gate and prints who it is.
 pub(super) async fn check(
@@ -116,19 +116,6 @@ pub(super) async fn test(
         anyhow::bail!("{failed} of {} cases failed", results.len());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Runs the transform over a snapshot's bodies, read one file at a time.
-pub async fn transform_snapshot<S: RowSink>(
-    plugin: &Plugin,
-    snapshot: &Snapshot,
-    sink: &mut S,
-) -> anyhow::Result<crate::transform::TransformReport> {
-    let context = snapshot
-        .run_info()
-        .run_context(format_synced_at(time::OffsetDateTime::now_utc()));
-    let pages = crate::snapshot::pages(snapshot.clone());
-    Ok(run_transform(plugin, &context, futures_util::stream::iter(pages), sink).await?)
 }
 
 /// Writes rows as JSON lines: `{"id":"...","stock":N,"data":{...}}`.
