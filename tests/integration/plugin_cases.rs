@@ -7,10 +7,6 @@ use std::process::Output;
 
 use crate::support;
 
-fn repo_cases() -> PathBuf {
-    support::workspace().join("plugins/bitcram-transform/cases")
-}
-
 fn plugin_test(cases: &Path, extra: &[&str]) -> Output {
     support::bin()
         .args(["plugin", "test", "--cases"])
@@ -28,7 +24,7 @@ fn stdout(out: &Output) -> String {
 fn copy_case(name: &str, dir: &Path, new_name: &str) -> PathBuf {
     let to = dir.join(new_name);
     std::fs::create_dir_all(&to).unwrap();
-    for entry in std::fs::read_dir(repo_cases().join(name)).unwrap() {
+    for entry in std::fs::read_dir(support::golden_cases_dir().join(name)).unwrap() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
@@ -39,21 +35,12 @@ fn copy_case(name: &str, dir: &Path, new_name: &str) -> PathBuf {
 fn the_default_component_passes_every_golden_case_in_the_repo() {
     let dir = tempfile::tempdir().unwrap();
     let junit = dir.path().join("junit.xml");
-    let cases: Vec<String> = std::fs::read_dir(repo_cases())
-        .unwrap()
-        .filter_map(|e| {
-            let e = e.unwrap();
-            e.file_type()
-                .unwrap()
-                .is_dir()
-                .then(|| e.file_name().to_string_lossy().into_owned())
-        })
-        .collect();
+    let cases = support::golden_case_names();
     assert!(cases.len() >= 13, "{cases:?}");
     for exact in [false, true] {
         let flags: &[&str] = if exact { &["--exact"] } else { &[] };
         let out = plugin_test(
-            &repo_cases(),
+            &support::golden_cases_dir(),
             &[flags, &["--junit", junit.to_str().unwrap()]].concat(),
         );
         let text = stdout(&out);

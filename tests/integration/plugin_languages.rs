@@ -8,16 +8,9 @@
 use crate::support::nosy::{Listening, NosyRun, assert_markers_logged, run_nosy};
 use crate::support::{self, example_plugin};
 
-fn repo_cases() -> std::path::PathBuf {
-    support::workspace().join("plugins/bitcram-transform/cases")
-}
-
 #[test]
 fn the_python_and_javascript_examples_pass_every_golden_case() {
-    let cases = std::fs::read_dir(repo_cases())
-        .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_type().unwrap().is_dir())
-        .count();
+    let cases = support::golden_case_names().len();
     for (example, name) in [
         ("python-transform", "python-transform 0.1.0"),
         ("javascript-transform", "javascript-transform 0.1.0"),
@@ -26,7 +19,7 @@ fn the_python_and_javascript_examples_pass_every_golden_case() {
             .args(["plugin", "test"])
             .arg(example_plugin(example))
             .arg("--cases")
-            .arg(repo_cases())
+            .arg(support::golden_cases_dir())
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);

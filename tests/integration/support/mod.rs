@@ -45,6 +45,26 @@ pub fn test_plugin(variant: &str) -> PathBuf {
     dest
 }
 
+/// The default component's golden cases in the repo.
+pub fn golden_cases_dir() -> PathBuf {
+    workspace().join("plugins/bitcram-transform/cases")
+}
+
+/// The names of the golden cases (the subdirectories of
+/// [`golden_cases_dir`]).
+pub fn golden_case_names() -> Vec<String> {
+    std::fs::read_dir(golden_cases_dir())
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.unwrap();
+            e.file_type()
+                .unwrap()
+                .is_dir()
+                .then(|| e.file_name().to_string_lossy().into_owned())
+        })
+        .collect()
+}
+
 /// A component written in Python or JavaScript (`python-transform`,
 /// `javascript-transform`, `python-nosy`, `javascript-nosy`), built once per
 /// test run by `plugins/examples/build.sh` into `target/examples` with its
