@@ -17,19 +17,117 @@
 // Errors are thrown as the contract's `transform-error` variant
 // (`{ tag, val }`); u64 and s64 values are BigInt.
 //
-// Memory: a price-list page is parsed whole (JSON.parse) and its items are
-// kept until their rows are taken. The JavaScript engine's own heap runs
-// out well before the sandbox's memory cap (its "out of memory" ends in a
-// trap), so per-item costs matter: balances are kept as numbers, not
-// BigInt, until a row is made, and `data` is the item itself with
-// `product_id` deleted, not a copy. That carries a light 100,000-product
-// catalog (282 MiB, 21 s); a heavier one still runs the heap out (see the
-// README).
+// Memory: a page is read an item at a time. Its text is scanned for the
+// `items` array, each item is parsed on its own (JSON.parse of its slice of
+// the text) and at once reduced to what its row needs: a price-list item to
+// its id and its `data` text, a stock item to its id and balance. The
+// parsed items never pile up, which matters because the JavaScript
+// engine's own heap runs out well before the sandbox's memory cap (its "out
+// of memory" ends in a trap). A page that is not shaped as the scan expects
+// (a non-object item, an item whose end takes more than MAX_TRIES tries to
+// find, malformed JSON) is read again whole with JSON.parse, which
+// gives the precise error.
 
 import { log } from 'bitcram:transform/log@0.1.0';
 
 const ORDER = { checkout: 0, stock: 1, 'price-list': 2 };
 const decoder = new TextDecoder('utf-8', { fatal: true });
+
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+const COMMA = 0x2c;
+const SPACE = /[ \t\n\r]*/y;
+const KEY_END = /[ \t\n\r]*:[ \t\n\r]*/y;
+// A JSON string, or a bracket: what the envelope's scan needs to see.
+const TOKEN = /"(?:[^"\\]|\\[\s\S])*"|[{}\[\]]/g;
+// How many closing braces an item's scan tries before the page is read whole.
+const MAX_TRIES = 32;
+
+function skipSpace(text, at) {
+  SPACE.lastIndex = at;
+  SPACE.test(text);
+  return SPACE.lastIndex;
+}
+
+// Whether the string token that ends at `end` is a member name, and that
+// name is `items`; if so, KEY_END.lastIndex is where its value starts.
+function isItemsKey(text, token, end) {
+  KEY_END.lastIndex = end;
+  if (!KEY_END.test(text)) return false;
+  try {
+    return JSON.parse(token) === 'items';
+  } catch {
+    return false;
+  }
+}
+
+// The offset just inside the page's top-level `items` array, or -1 when the
+// page is not an object whose `items` member is an array.
+function itemsStart(text) {
+  const at = skipSpace(text, 0);
+  if (text.charCodeAt(at) !== OPEN_BRACE) return -1;
+  TOKEN.lastIndex = at + 1;
+  let depth = 1;
+  for (let m; (m = TOKEN.exec(text)) !== null; ) {
+    const token = m[0];
+    if (token === '{' || token === '[') depth++;
+    else if (token === '}' || token === ']') {
+      if (--depth === 0) return -1;
+    } else if (depth === 1 && isItemsKey(text, token, TOKEN.lastIndex)) {
+      const value = KEY_END.lastIndex;
+      return text.charCodeAt(value) === OPEN_BRACKET ? value + 1 : -1;
+    }
+  }
+  return -1;
+}
+
+// Whether an `items` member follows `from` (just after the items array) at
+// the top level of the page.
+function hasItemsKey(text, from) {
+  TOKEN.lastIndex = from;
+  let depth = 1;
+  for (let m; (m = TOKEN.exec(text)) !== null; ) {
+    const token = m[0];
+    if (token === '{' || token === '[') depth++;
+    else if (token === '}' || token === ']') depth--;
+    else if (depth === 1 && isItemsKey(text, token, TOKEN.lastIndex)) return true;
+  }
+  return false;
+}
+
+// The object whose text starts at `at` (a '{'), parsed; parsedEnd is then
+// the offset after it. A '}' after `at` is tried as its end once as many
+// '}' as '{' lie between (braces inside strings make that count wrong:
+// then a try fails, or none is made): the first end at which the slice
+// parses is the object's own closing brace. undefined when none of
+// MAX_TRIES tries is.
+let parsedEnd = 0;
+function parseObjectAt(text, at) {
+  let opens = 1;
+  let nextOpen = text.indexOf('{', at + 1);
+  let closes = 0;
+  let close = at;
+  for (let tries = 0; tries < MAX_TRIES; ) {
+    close = text.indexOf('}', close + 1);
+    if (close < 0) return undefined;
+    closes++;
+    while (nextOpen >= 0 && nextOpen < close) {
+      opens++;
+      nextOpen = text.indexOf('{', nextOpen + 1);
+    }
+    if (closes < opens) continue;
+    tries++;
+    try {
+      const value = JSON.parse(text.slice(at, close + 1));
+      parsedEnd = close + 1;
+      return value;
+    } catch {
+      // not its end yet
+    }
+  }
+  return undefined;
+}
 
 function inputError(tag, source, page, message, extra = {}) {
   return {
@@ -81,6 +179,7 @@ class Transform {
     this.finished = false;
     this.stockItems = 0;
     this.nullBalances = 0;
+    this.pageIds = [];
   }
 
   push(source, page) {
@@ -91,20 +190,80 @@ class Transform {
     this.lastSource = source;
     const number = this.pages[source] ?? 0;
     this.pages[source] = number + 1;
-    const body = this.parse(source, number, page);
-    if (source === 'checkout') return;
-    const items = this.items(source, number, body);
-    for (let index = 0; index < items.length; index++) {
-      if (source === 'stock') this.addStock(number, index, items[index]);
-      else this.addPriceListItem(number, index, items[index]);
+    const text = this.decode(source, number, page);
+    if (source === 'checkout') {
+      this.parseWhole(source, number, text);
+      return;
+    }
+    const add = source === 'stock'
+      ? (index, item) => this.addStock(number, index, item)
+      : (index, item) => this.addPriceListItem(number, index, item);
+    const mark = this.mark();
+    if (!this.eachItem(source, number, text, add)) {
+      // Undo what the scan added, then read the page whole.
+      this.rewind(source, mark);
+      const items = this.items(source, number, this.parseWhole(source, number, text));
+      for (let index = 0; index < items.length; index++) add(index, items[index]);
     }
   }
 
-  parse(source, number, page) {
+  decode(source, number, page) {
     try {
-      return JSON.parse(decoder.decode(page));
+      return decoder.decode(page);
     } catch (e) {
       throw inputError('malformed-body', source, number, `not valid JSON: ${e.message}`);
+    }
+  }
+
+  parseWhole(source, number, text) {
+    try {
+      return JSON.parse(text);
+    } catch (e) {
+      throw inputError('malformed-body', source, number, `not valid JSON: ${e.message}`);
+    }
+  }
+
+  // Calls add(index, item) for each item of the page's `items` array, an
+  // item at a time, and checks the rest of the page (the envelope) with the
+  // array left empty. Returns false, having added some items or none, when
+  // the page is not shaped as the scan expects.
+  eachItem(source, number, text, add) {
+    const start = itemsStart(text);
+    if (start < 0) return false;
+    let at = skipSpace(text, start);
+    let count = 0;
+    if (text.charCodeAt(at) !== CLOSE_BRACKET) {
+      for (;;) {
+        if (text.charCodeAt(at) !== OPEN_BRACE) return false;
+        const item = parseObjectAt(text, at);
+        if (item === undefined) return false;
+        add(count++, item);
+        at = skipSpace(text, parsedEnd);
+        const next = text.charCodeAt(at);
+        if (next === CLOSE_BRACKET) break;
+        if (next !== COMMA) return false;
+        at = skipSpace(text, at + 1);
+      }
+    }
+    let envelope;
+    try {
+      envelope = JSON.parse(text.slice(0, start) + text.slice(at));
+    } catch {
+      return false;
+    }
+    // A second `items` member after the first (the last one counts in JSON.parse).
+    if (!Array.isArray(envelope.items) || envelope.items.length !== 0 || hasItemsKey(text, at + 1)) return false;
+    this.checkCounts(source, number, envelope, count);
+    return true;
+  }
+
+  checkCounts(source, number, body, carried) {
+    for (const name of ['count', 'total']) {
+      const value = body[name];
+      const reported = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
+      if (reported > carried) {
+        throw inputError('malformed-body', source, number, `\`${name}\` says ${reported} items but the page carries ${carried}: the list is incomplete`);
+      }
     }
   }
 
@@ -114,19 +273,28 @@ class Transform {
     }
     const items = body.items;
     if (!Array.isArray(items)) throw inputError('malformed-body', source, number, 'no `items` array');
-    for (const name of ['count', 'total']) {
-      const value = body[name];
-      const reported = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
-      if (reported > items.length) {
-        throw inputError('malformed-body', source, number, `\`${name}\` says ${reported} items but the page carries ${items.length}: the list is incomplete`);
-      }
-    }
+    this.checkCounts(source, number, body, items.length);
     items.forEach((item, index) => {
       if (item === null || typeof item !== 'object' || Array.isArray(item)) {
         throw inputError('invalid-item', source, number, 'not a JSON object', { item: index });
       }
     });
     return items;
+  }
+
+  // What a page's scan changes, so that it can be undone.
+  mark() {
+    this.pageIds = [];
+    return { pending: this.pending.length, stockItems: this.stockItems, nullBalances: this.nullBalances };
+  }
+
+  rewind(source, mark) {
+    const ids = source === 'stock' ? this.stock : this.priceListIds;
+    for (const id of this.pageIds) ids.delete(id);
+    this.pageIds = [];
+    this.pending.length = mark.pending;
+    this.stockItems = mark.stockItems;
+    this.nullBalances = mark.nullBalances;
   }
 
   itemId(source, number, index, value, field) {
@@ -163,6 +331,7 @@ class Transform {
     }
     if (this.stock.has(product)) throw { tag: 'duplicate-key', val: { source: 'stock', productId: product } };
     this.stock.set(product, balance);
+    this.pageIds.push(product);
     this.stockItems++;
   }
 
@@ -173,7 +342,9 @@ class Transform {
     const product = this.itemId('price-list', number, index, item.product_id, 'product_id');
     if (this.priceListIds.has(product)) throw { tag: 'duplicate-key', val: { source: 'price-list', productId: product } };
     this.priceListIds.add(product);
-    this.pending.push(product, item);
+    this.pageIds.push(product);
+    delete item.product_id;
+    this.pending.push(product, JSON.stringify(item));
   }
 
   finish() {
@@ -190,14 +361,12 @@ class Transform {
 
   nextBatch(maxRows) {
     if (!this.finished && this.lastSource !== 'price-list') return [];
-    // `pending` holds id, item, id, item, ...
+    // `pending` holds id, data, id, data, ...
     const rows = [];
     const end = Math.min(this.pending.length, this.next + 2 * maxRows);
     for (let n = this.next; n < end; n += 2) {
       const id = this.pending[n];
-      const item = this.pending[n + 1];
-      delete item.product_id;
-      rows.push({ id, data: JSON.stringify(item), stock: BigInt(this.stock.get(id) ?? 0) });
+      rows.push({ id, data: this.pending[n + 1], stock: BigInt(this.stock.get(id) ?? 0) });
       this.pending[n] = this.pending[n + 1] = undefined; // freed as it goes
     }
     this.next = end;
