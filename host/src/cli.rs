@@ -307,6 +307,21 @@ pub enum PluginCommand {
         #[command(flatten)]
         plugin: PluginOptions,
     },
+    /// Write a starter transform project into DIR (new or empty) that builds
+    /// as it is: the contract's WIT, the glue for the language, a transform
+    /// of a few plain rules, one golden case under `cases/`, and a README
+    /// with the build, check and test commands.
+    New {
+        /// The directory to create.
+        dir: PathBuf,
+        /// The language of the starter.
+        #[arg(long, value_enum)]
+        lang: StarterLanguage,
+        /// The plugin's name (its package name and what `info()` returns).
+        /// Default: DIR's last component.
+        #[arg(long, value_parser = plugin_name)]
+        name: Option<String>,
+    },
     /// Run a transform component on golden cases and say, case by case,
     /// whether it made the expected rows or error; for a plugin's CI.
     ///
@@ -334,6 +349,58 @@ pub enum PluginCommand {
         #[command(flatten)]
         plugin: PluginOptions,
     },
+}
+
+/// The languages `plugin new` writes a starter in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StarterLanguage {
+    /// Rust, with wit-bindgen (`cargo build --target wasm32-wasip2`).
+    Rust,
+    /// Python, with componentize-py.
+    Python,
+    /// JavaScript, with componentize-js.
+    Javascript,
+}
+
+impl StarterLanguage {
+    /// The language's name, for people.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Rust => "Rust",
+            Self::Python => "Python",
+            Self::Javascript => "JavaScript",
+        }
+    }
+
+    /// The value of `--lang` that names it.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Self::Rust => "rust",
+            Self::Python => "python",
+            Self::Javascript => "javascript",
+        }
+    }
+}
+
+/// Whether `name` can name a plugin: it becomes the package name in every
+/// language (a Cargo crate, an npm package), so lowercase ASCII letters,
+/// digits and hyphens, starting with a letter, at most 64.
+pub fn check_plugin_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if starts_with_letter && rest_ok && name.len() <= 64 && !name.ends_with('-') {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a plugin name: use lowercase letters, digits and hyphens, starting \
+             with a letter, at most 64 (it becomes the package name)"
+        ))
+    }
+}
+
+fn plugin_name(name: &str) -> Result<String, String> {
+    check_plugin_name(name).map(|()| name.to_owned())
 }
 
 /// How a transform component is verified, bounded and cached.
@@ -464,5 +531,25 @@ mod tests {
         assert!(parse_duration("0").is_err());
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5h").is_err());
+    }
+
+    #[test]
+    fn plugin_names_are_package_names() {
+        for good in ["my-transform", "t", "shop2-prices"] {
+            assert_eq!(check_plugin_name(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "My-Transform",
+            "2shop",
+            "my transform",
+            "my_transform",
+            "a-",
+            "á",
+        ] {
+            assert!(check_plugin_name(bad).is_err(), "{bad:?} was taken");
+        }
+        assert!(check_plugin_name(&"a".repeat(64)).is_ok());
+        assert!(check_plugin_name(&"a".repeat(65)).is_err());
     }
 }

@@ -14,6 +14,8 @@
 //!   cases, and what a failing case, `--exact` and `--junit` show;
 //! - `plugin_languages`: the Python and JavaScript examples on the golden
 //!   cases, and the sandbox as plugins in those languages see it;
+//! - `plugin_new`: each language's starter builds as it is and passes its
+//!   golden case; `plugin new` never writes into a directory with files;
 //! - `cli_run`: the demo against the sample snapshot, the SQLite sink in both
 //!   modes, JSON logs, exit codes;
 //! - `cli_settings`: the image's entrypoint, `db init --print`, `--help`,
@@ -47,6 +49,7 @@ mod load_steps;
 mod plugin_cases;
 mod plugin_gate;
 mod plugin_languages;
+mod plugin_new;
 mod plugin_sandbox;
 mod post_load;
 mod run_lock;

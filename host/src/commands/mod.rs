@@ -6,6 +6,7 @@ mod cases;
 mod db;
 mod demo;
 mod gate;
+mod new;
 mod plugin;
 mod replay;
 mod snapshot;
@@ -98,6 +99,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             plugin,
         }) => plugin::run(&plugin, path, &from, out.as_deref()).await,
+        Command::Plugin(PluginCommand::New { dir, lang, name }) => {
+            new::new(&dir, lang, name.as_deref())
+        }
         Command::Plugin(PluginCommand::Test {
             path,
             cases,

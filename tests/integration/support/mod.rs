@@ -66,28 +66,36 @@ pub fn golden_case_names() -> Vec<String> {
 }
 
 /// A component written in Python or JavaScript (`python-transform`,
-/// `javascript-transform`, `python-nosy`, `javascript-nosy`), built once per
-/// test run by `plugins/examples/build.sh` into `target/examples` with its
-/// pinned toolchain (installed there from PyPI and npm on first use; later
-/// runs rebuild only what changed).
+/// `javascript-transform`, `python-nosy`, `javascript-nosy`), built by
+/// [`examples_dir`].
 pub fn example_plugin(name: &str) -> PathBuf {
+    examples_dir().join(format!("{name}.wasm"))
+}
+
+/// `target/examples`, where `plugins/examples/build.sh` builds the Python
+/// and JavaScript components, once per test run, with their pinned
+/// toolchains, which it installs there (`py/bin/componentize-py`,
+/// `js/node_modules`) from PyPI and npm on first use; later runs rebuild
+/// only what changed.
+pub fn examples_dir() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    let dir = BUILT.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .parent()
-            .unwrap()
-            .join("examples");
-        let status = Command::new(workspace().join("plugins/examples/build.sh"))
-            .arg(&dir)
-            .status()
-            .expect("running plugins/examples/build.sh");
-        assert!(
-            status.success(),
-            "plugins/examples/build.sh failed (it needs python3 and npm)"
-        );
-        dir
-    });
-    dir.join(format!("{name}.wasm"))
+    BUILT
+        .get_or_init(|| {
+            let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .parent()
+                .unwrap()
+                .join("examples");
+            let status = Command::new(workspace().join("plugins/examples/build.sh"))
+                .arg(&dir)
+                .status()
+                .expect("running plugins/examples/build.sh");
+            assert!(
+                status.success(),
+                "plugins/examples/build.sh failed (it needs python3 and npm)"
+            );
+            dir
+        })
+        .clone()
 }
 
 /// The embedded default component, written to a file (for the binary and
