@@ -430,3 +430,93 @@ fn the_runs_client_settings_are_the_documented_defaults() {
     assert_eq!(config.retry_base_delay, Duration::from_millis(500));
     assert!(!config.allow_insecure_http);
 }
+
+#[tokio::test]
+async fn bodies_are_asked_for_gzip_and_come_back_decompressed_byte_for_byte() {
+    // The fake compresses what a client asks to have compressed.
+    let server = healthy_server().await;
+    let extract = client(&server).fetch("3").await.unwrap();
+    assert_eq!(extract.price_list, PRICE_LIST_BODY.as_bytes());
+    assert_eq!(extract.stock, STOCK_BODY.as_bytes());
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3);
+    for request in requests {
+        let accepted = request.accept_encoding.unwrap_or_default();
+        assert!(
+            accepted.split(',').any(|e| e.trim() == "gzip"),
+            "{}: Accept-Encoding {accepted:?}",
+            request.path
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_does_not_compress_works_the_same() {
+    let server = FakeServer::start().await;
+    server.script(CHECKOUTS, [Reply::ok(CHECKOUT_BODY).identity()]);
+    server.script(PRICE_LIST, [Reply::ok(PRICE_LIST_BODY).identity()]);
+    server.script(STOCK, [Reply::ok(STOCK_BODY).identity()]);
+    let extract = client(&server).fetch("3").await.unwrap();
+    assert_eq!(extract.price_list, PRICE_LIST_BODY.as_bytes());
+    assert_eq!(extract.stock, STOCK_BODY.as_bytes());
+}
+
+#[tokio::test]
+async fn a_gzip_stream_cut_short_is_retried_then_an_error() {
+    let server = healthy_server().await;
+    let compressed = crate::support::fake_bitcram::gzip(PRICE_LIST_BODY.as_bytes()).len();
+    // Complete as HTTP (the Content-Length matches), cut short as gzip.
+    server.script(
+        PRICE_LIST,
+        [Reply::ok(PRICE_LIST_BODY).gzip_cut_to(compressed / 2)],
+    );
+    let message = fetch_error(&server).await;
+    assert_eq!(server.requests_to(PRICE_LIST).len(), 3);
+    assert!(
+        message.contains("price_list")
+            && message.contains("the response body was cut short or unreadable")
+            && message.contains("gave up after 3 attempts"),
+        "{message}"
+    );
+    // Cut once, whole the next time: fetched again.
+    server.script(
+        PRICE_LIST,
+        [
+            Reply::ok(PRICE_LIST_BODY).gzip_cut_to(compressed - 8),
+            Reply::ok(PRICE_LIST_BODY),
+        ],
+    );
+    let extract = client(&server).fetch("3").await.unwrap();
+    assert_eq!(extract.price_list, PRICE_LIST_BODY.as_bytes());
+}
+
+#[tokio::test]
+async fn a_body_that_inflates_past_the_limit_is_refused_without_another_attempt() {
+    let server = healthy_server().await;
+    // 8 MiB of JSON that gzip carries in a few KiB.
+    let mut bomb = b"{\"items\":[".to_vec();
+    bomb.resize(8 << 20, b' ');
+    bomb.extend_from_slice(b"]}");
+    assert!(crate::support::fake_bitcram::gzip(&bomb).len() < 64 << 10);
+    server.script(PRICE_LIST, [Reply::ok(bomb.clone())]);
+    let limited = BitcramConfig {
+        max_body_bytes: 1 << 20,
+        ..config(&server)
+    };
+    let error = client_with(limited.clone()).fetch("3").await.unwrap_err();
+    let message = one_line(error);
+    assert!(
+        message.contains("price_list")
+            && message.contains("the response body is larger than the 1 MiB a body may be"),
+        "{message}"
+    );
+    assert_eq!(server.requests_to(PRICE_LIST).len(), 1);
+    // Not compressed, the same body is refused by its Content-Length.
+    server.script(PRICE_LIST, [Reply::ok(bomb).identity()]);
+    let message = one_line(client_with(limited).fetch("3").await.unwrap_err());
+    assert!(
+        message.contains("larger than the 1 MiB a body may be (it reached 8388610 bytes"),
+        "{message}"
+    );
+    assert_eq!(server.requests_to(PRICE_LIST).len(), 2);
+}

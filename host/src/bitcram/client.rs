@@ -1,5 +1,5 @@
-//! The client: the three calls, each retried, and the bodies read into
-//! buffers sized from their `Content-Length`.
+//! The client: the three calls, each retried, and the bodies read
+//! (decompressed, bounded) into buffers sized from their `Content-Length`.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -175,6 +175,7 @@ pub struct BitcramClient {
     token: Token,
     max_attempts: u32,
     retry_base_delay: Duration,
+    max_body_bytes: u64,
 }
 
 impl BitcramClient {
@@ -214,6 +215,7 @@ impl BitcramClient {
             token,
             max_attempts: config.max_attempts,
             retry_base_delay: config.retry_base_delay,
+            max_body_bytes: config.max_body_bytes,
         })
     }
 
@@ -365,7 +367,7 @@ impl BitcramClient {
             .map_err(|e| transport_error(&e))?;
         let status = response.status();
         if status.is_success() {
-            return Ok((status, read_body(response).await?));
+            return Ok((status, read_body(response, self.max_body_bytes).await?));
         }
         if status.is_redirection() {
             return Err(AttemptError::Permanent(redirect_refusal(
@@ -430,13 +432,24 @@ impl fmt::Display for Call {
 /// Reads a body chunk by chunk into one buffer sized from its
 /// `Content-Length` (up to [`MAX_PRESIZED_BODY`]), rather than gathering
 /// the chunks and copying them once more. A body shorter than its
-/// `Content-Length` is an error worth another attempt.
-async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, AttemptError> {
+/// `Content-Length` is an error worth another attempt; one longer than
+/// `max_bytes` (decompressed, for a gzip body, which has no length up
+/// front) is an error that another attempt would not change.
+async fn read_body(
+    mut response: reqwest::Response,
+    max_bytes: u64,
+) -> Result<Vec<u8>, AttemptError> {
     let expected = response.content_length();
+    if let Some(len) = expected.filter(|&len| len > max_bytes) {
+        return Err(too_large(len, max_bytes));
+    }
     let capacity = expected.map_or(0, |len| len.min(MAX_PRESIZED_BODY) as usize);
     let mut body: Vec<u8> = Vec::with_capacity(capacity);
     advise_huge_pages(&mut body);
     while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e))? {
+        if (body.len() + chunk.len()) as u64 > max_bytes {
+            return Err(too_large(body.len() as u64 + chunk.len() as u64, max_bytes));
+        }
         body.extend_from_slice(&chunk);
     }
     match expected {
@@ -449,6 +462,18 @@ async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, AttemptEr
         }),
         _ => Ok(body),
     }
+}
+
+fn too_large(at_least: u64, max_bytes: u64) -> AttemptError {
+    let limit = if max_bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", max_bytes >> 20)
+    } else {
+        format!("{max_bytes} bytes")
+    };
+    AttemptError::Permanent(format!(
+        "the response body is larger than the {limit} a body may be (it reached {at_least} \
+         bytes, decompressed)"
+    ))
 }
 
 /// Asks Linux to back a large body's buffer with huge pages where it can.

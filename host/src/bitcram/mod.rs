@@ -15,6 +15,10 @@
 //! token only goes to the configured host; bounded retries with exponential
 //! backoff and jitter on 429, 5xx, connection failures, timeouts and bodies
 //! cut short, honouring `Retry-After`; 401, 403 and other 4xx fail at once.
+//! Bodies are asked for gzip-compressed (`Accept-Encoding: gzip`) and
+//! decompressed as they arrive; a server that does not compress works the
+//! same. Every check, digest and snapshot sees the decompressed bytes, and
+//! a body larger than `max_body_bytes` once decompressed is an error.
 
 mod checkout;
 mod client;
@@ -41,6 +45,10 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 /// 2 and 4 s between five attempts.
 pub const DEFAULT_RETRY_BASE_DELAY: Duration = Duration::from_millis(500);
 
+/// Default for [`BitcramConfig::max_body_bytes`]: some two million
+/// products of the price list's usual size (about 470 bytes each).
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 1 << 30;
+
 /// How to reach Bitcram.
 #[derive(Debug, Clone)]
 pub struct BitcramConfig {
@@ -57,6 +65,9 @@ pub struct BitcramConfig {
     pub max_attempts: u32,
     /// The wait before the second attempt; it doubles with each further one.
     pub retry_base_delay: Duration,
+    /// The largest body taken, counted as decompressed: a body that would
+    /// inflate past it is an error, not an exhausted memory.
+    pub max_body_bytes: u64,
 }
 
 impl BitcramConfig {
@@ -69,6 +80,7 @@ impl BitcramConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             retry_base_delay: DEFAULT_RETRY_BASE_DELAY,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
 }

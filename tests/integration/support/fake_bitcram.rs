@@ -3,7 +3,11 @@
 //!
 //! Hand-written rather than built on a server crate so that a test can send
 //! what a real server would not: a body shorter than its Content-Length, a
-//! reply that comes too late.
+//! reply that comes too late, a gzip stream cut short.
+//!
+//! Like the web servers in front of JSON APIs, it compresses a reply with
+//! gzip when the request asks for it (`Accept-Encoding: gzip`), unless the
+//! reply says [`Reply::identity`].
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -31,6 +35,12 @@ pub struct Reply {
     pub cut_after: Option<usize>,
     /// Wait this long before answering.
     pub delay: Duration,
+    /// Never compress, whatever the request accepts.
+    pub identity: bool,
+    /// Compress (whatever the request accepts) and send only this many
+    /// bytes of the gzip stream, announced as the whole body: a response
+    /// complete as HTTP whose gzip stream is cut short.
+    pub gzip_cut_to: Option<usize>,
 }
 
 impl Reply {
@@ -42,6 +52,8 @@ impl Reply {
             body: body.into(),
             cut_after: None,
             delay: Duration::ZERO,
+            identity: false,
+            gzip_cut_to: None,
         }
     }
 
@@ -65,6 +77,19 @@ impl Reply {
         self.delay = delay;
         self
     }
+
+    /// Sent as it is, even to a client that accepts gzip.
+    pub fn identity(mut self) -> Self {
+        self.identity = true;
+        self
+    }
+
+    /// Sent gzip-compressed, with only the first `bytes` of the gzip stream
+    /// (and a Content-Length that matches them).
+    pub fn gzip_cut_to(mut self, bytes: usize) -> Self {
+        self.gzip_cut_to = Some(bytes);
+        self
+    }
 }
 
 /// A request the server received.
@@ -75,6 +100,8 @@ pub struct Recorded {
     pub target: String,
     pub path: String,
     pub authorization: Option<String>,
+    /// The `Accept-Encoding` header, as sent.
+    pub accept_encoding: Option<String>,
     pub at: Instant,
 }
 
@@ -209,10 +236,18 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
     let mut request_line = lines.next().unwrap_or_default().split(' ');
     let method = request_line.next().unwrap_or_default().to_owned();
     let target = request_line.next().unwrap_or_default().to_owned();
-    let authorization = lines
+    let headers: Vec<(String, String)> = lines
         .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
-        .map(|(_, value)| value.trim().to_owned());
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let authorization = header("authorization");
+    let accept_encoding = header("accept-encoding");
     let path = target.split('?').next().unwrap_or_default().to_owned();
     let reply = {
         let mut state = state.lock().unwrap();
@@ -221,6 +256,7 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
             target,
             path: path.clone(),
             authorization,
+            accept_encoding: accept_encoding.clone(),
             at: Instant::now(),
         });
         match state.scripts.get_mut(&path) {
@@ -230,19 +266,36 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
         }
     };
     tokio::time::sleep(reply.delay).await;
+    let asks_gzip = accept_encoding.is_some_and(|a| a.split(',').any(|e| e.trim() == "gzip"));
+    let mut body = reply.body.clone();
     let mut out = format!("HTTP/1.1 {} {}\r\n", reply.status, reason(reply.status));
     for (name, value) in &reply.headers {
         out.push_str(&format!("{name}: {value}\r\n"));
     }
+    if reply.gzip_cut_to.is_some() || (asks_gzip && !reply.identity && !body.is_empty()) {
+        body = gzip(&body);
+        if let Some(bytes) = reply.gzip_cut_to {
+            body.truncate(bytes);
+        }
+        out.push_str("Content-Encoding: gzip\r\n");
+    }
     out.push_str(&format!(
         "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        reply.body.len()
+        body.len()
     ));
-    let sent = reply.cut_after.unwrap_or(reply.body.len());
+    let sent = reply.cut_after.unwrap_or(body.len());
     let mut bytes = out.into_bytes();
-    bytes.extend_from_slice(&reply.body[..sent]);
+    bytes.extend_from_slice(&body[..sent]);
     let _ = stream.write_all(&bytes).await;
     let _ = stream.shutdown().await;
+}
+
+/// `bytes` as a gzip stream.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
 }
 
 fn reason(status: u16) -> &'static str {
