@@ -208,3 +208,42 @@ fn use_is_refused() {
     // A column named `use` elsewhere is no USE statement.
     accepted("SELECT `use` FROM t");
 }
+
+#[test]
+fn a_refusal_quotes_its_statement_from_the_word_that_is_refused() {
+    let refusal = check_text(
+        "UPDATE t SET a = 1; truncate  table app_import.mirror_item",
+        Flavor::MySql,
+    )
+    .unwrap_err();
+    // From the refused word to the statement's end, its spaces folded.
+    assert_eq!(refusal.statement, "truncate table app_import.mirror_item");
+    let refusal = check_text("SELECT 1; CALL 'p'(2)", Flavor::MySql).unwrap_err();
+    assert_eq!(refusal.statement, "CALL 'p'(2)");
+}
+
+#[test]
+fn a_called_procedure_is_named_plainly_in_backticks_or_in_double_quotes_only() {
+    let names = accepted(r#"CALL `app_import`.`update_mirror`(); CALL "app"."we""ird"()"#);
+    assert_eq!(
+        names,
+        [
+            ProcedureName {
+                schema: Some("app_import".into()),
+                name: "update_mirror".into()
+            },
+            ProcedureName {
+                schema: Some("app".into()),
+                name: "we\"ird".into()
+            },
+        ]
+    );
+    // A single-quoted string, or a quote left open, names no procedure.
+    for sql in ["CALL 'p'()", "CALL \"p", "CALL `", "CALL app.'p'()"] {
+        let reason = refused(sql);
+        assert!(
+            reason.contains("cannot be told from the text"),
+            "{sql:?}: {reason}"
+        );
+    }
+}
