@@ -8,6 +8,11 @@
 //! as `snapshot` uses it (`BitcramClient::fetch`: done when the checks are
 //! too).
 //!
+//! Then the compressed transfer: the same downloads from servers that
+//! compress when asked (`Accept-Encoding: gzip`) and from servers that do
+//! not, at full loopback speed and over a link paced to 100 Mbit/s, next to
+//! curl with and without `--compressed`.
+//!
 //! Run with `cargo bench -p bitcram-sync --bench extract`. Prints figures
 //! and whether each target is met; never fails on a missed target.
 //!
@@ -46,6 +51,12 @@ const DIAGNOSE_ARG: &str = "diagnose";
 /// Measured runs of each program; the median is reported.
 const RUNS: usize = 5;
 
+/// Runs of each program in the compressed-transfer section (a paced run
+/// takes seconds).
+const PACED_RUNS: usize = 3;
+/// The paced link's rate, in Mbit/s.
+const PACE_MBIT: u64 = 100;
+
 const TARGET_TIME_RATIO: f64 = 1.5;
 const TARGET_RSS_RATIO: f64 = 3.0;
 
@@ -57,7 +68,10 @@ fn main() -> anyhow::Result<()> {
     common::run_launcher_if_asked();
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some(SERVE_ARG) => serve(Path::new(args.get(2).context("no body directory")?)),
+        Some(SERVE_ARG) => serve(
+            Path::new(args.get(2).context("no body directory")?),
+            &args[3..],
+        ),
         Some(CLIENT_ARG) => client(
             args.get(2).context("no URL")?,
             args.get(3).context("no client mode")?,
@@ -74,28 +88,20 @@ fn bench() -> anyhow::Result<()> {
         std::fs::write(dir.path().join("checkout.json"), &bodies.checkout)?;
         std::fs::write(dir.path().join("price-list.json"), &bodies.price_list)?;
         std::fs::write(dir.path().join("stock.json"), &bodies.stock)?;
+        for (name, body) in [
+            ("checkout.json", &bodies.checkout),
+            ("price-list.json", &bodies.price_list),
+            ("stock.json", &bodies.stock),
+        ] {
+            std::fs::write(dir.path().join(format!("{name}.gz")), gzip(body))?;
+        }
         (bodies.price_list.len() as u64, bodies.stock.len() as u64)
     };
     let bodies_bytes = price_list_bytes + stock_bytes;
 
     let exe = std::env::current_exe().context("locating the benchmark executable")?;
-    // The server stops when its stdin closes, i.e. when this process ends,
-    // whichever way it ends.
-    let mut server = Command::new(&exe)
-        .arg(SERVE_ARG)
-        .arg(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("starting the HTTP server")?;
-    let mut first_line = String::new();
-    BufReader::new(server.stdout.take().context("the server's stdout")?)
-        .read_line(&mut first_line)
-        .context("reading the server's port")?;
-    let port: u16 = first_line
-        .trim()
-        .parse()
-        .with_context(|| format!("the server announced {first_line:?} instead of a port"))?;
+    let mut server = Server::start(&exe, dir.path(), &[])?;
+    let port = server.port;
     let base = format!("http://127.0.0.1:{port}");
     let price_list_url = format!("{base}{PRICE_LIST_PATH}");
     let stock_url = format!(
@@ -179,8 +185,7 @@ fn bench() -> anyhow::Result<()> {
         .stderr(Stdio::inherit())
         .output()
         .context("running the client's diagnosis")?;
-    drop(server.stdin.take());
-    let _ = server.wait();
+    server.stop();
     let parts: Vec<Duration> = String::from_utf8_lossy(&diagnosis.stdout)
         .split_whitespace()
         .filter_map(|n| n.parse().ok().map(Duration::from_nanos))
@@ -296,7 +301,141 @@ fn bench() -> anyhow::Result<()> {
         "    envelope check of the price list (serde_json, after its download): {}",
         ms(envelope_check)
     );
+    compressed(&exe, dir.path(), price_list_bytes)
+}
+
+/// The same downloads from servers that compress when asked, at full
+/// loopback speed and over a link paced to [`PACE_MBIT`] (about what a job
+/// fetching from the internet sees), against the same servers not
+/// compressing, and curl with and without `--compressed`.
+fn compressed(exe: &Path, dir: &Path, price_list_bytes: u64) -> anyhow::Result<()> {
+    let gzipped = std::fs::metadata(dir.join("price-list.json.gz"))?.len();
+    let pace = format!("pace={PACE_MBIT}");
+    let quiet = |cmd: &mut Command| {
+        cmd.env("RUST_LOG", "warn");
+    };
+    let kept = tempfile::Builder::new()
+        .prefix("bitcram-bench-")
+        .tempdir_in("/dev/shm")
+        .context("creating a directory on /dev/shm")?;
+    println!(
+        "compressed transfer: the price list is {} as gzip (of {}); median of {PACED_RUNS} runs",
+        mb(gzipped),
+        mb(price_list_bytes)
+    );
+    for (link, extra) in [
+        ("full loopback speed", None),
+        (
+            "a link paced to 100 Mbit/s, shared by the downloads",
+            Some(pace.as_str()),
+        ),
+    ] {
+        println!("  over {link}:");
+        for compress in [false, true] {
+            let mut args: Vec<&str> = Vec::new();
+            if compress {
+                args.push("gzip");
+            }
+            args.extend(extra);
+            let mut server = Server::start(exe, dir, &args)?;
+            let base = format!("http://127.0.0.1:{}", server.port);
+            let price_list_url = format!("{base}{PRICE_LIST_PATH}");
+            let stock_url = format!("{base}{STOCK_PATH}?list_light=true");
+            let price_list_file = kept.path().join("price-list.json");
+            let stock_file = kept.path().join("stock.json");
+            let mut curl: Vec<&OsStr> = ["--parallel", "--no-progress-meter", "-S", "--fail"]
+                .map(OsStr::new)
+                .to_vec();
+            if compress {
+                curl.push(OsStr::new("--compressed"));
+            }
+            curl.extend([
+                OsStr::new("-o"),
+                price_list_file.as_os_str(),
+                OsStr::new("-o"),
+                stock_file.as_os_str(),
+                OsStr::new(&price_list_url),
+                OsStr::new(&stock_url),
+            ]);
+            let client_args = [
+                OsStr::new(CLIENT_ARG),
+                OsStr::new(&base),
+                OsStr::new(DOWNLOAD_ARG),
+            ];
+            let mut client = Vec::new();
+            let mut curled = Vec::new();
+            for _ in 0..PACED_RUNS {
+                client.push(common::measure(exe, &client_args, quiet)?);
+                let _ = std::fs::remove_file(&price_list_file);
+                let _ = std::fs::remove_file(&stock_file);
+                curled.push(common::measure("curl", &curl, |_| {})?);
+            }
+            server.stop();
+            let (client_wall, client_rss) = medians(&client);
+            let (curl_wall, _) = medians(&curled);
+            let how = if compress {
+                "compressing (gzip)"
+            } else {
+                "not compressing  "
+            };
+            let curl_how = if compress {
+                "curl --compressed"
+            } else {
+                "curl             "
+            };
+            println!(
+                "    server {how}: client {:>9} (peak RSS {}), {curl_how} {:>9}, ratio {:.2}",
+                ms(client_wall),
+                mb(client_rss),
+                ms(curl_wall),
+                client_wall.as_secs_f64() / curl_wall.as_secs_f64()
+            );
+        }
+    }
     Ok(())
+}
+
+/// A server process (see [`serve`]); stops when its stdin closes, i.e. when
+/// this process ends, whichever way it ends.
+struct Server {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(exe: &Path, dir: &Path, args: &[&str]) -> anyhow::Result<Self> {
+        let mut child = Command::new(exe)
+            .arg(SERVE_ARG)
+            .arg(dir)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting the HTTP server")?;
+        let mut first_line = String::new();
+        BufReader::new(child.stdout.take().context("the server's stdout")?)
+            .read_line(&mut first_line)
+            .context("reading the server's port")?;
+        let port: u16 = first_line
+            .trim()
+            .parse()
+            .with_context(|| format!("the server announced {first_line:?} instead of a port"))?;
+        Ok(Self { child, port })
+    }
+
+    fn stop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder
+        .write_all(bytes)
+        .expect("writing to a Vec cannot fail");
+    encoder.finish().expect("writing to a Vec cannot fail")
 }
 
 /// The median wall time and the median peak RSS.
@@ -425,19 +564,41 @@ fn baseline() -> anyhow::Result<()> {
 }
 
 /// The server process: a minimal HTTP/1.1 server with keep-alive, serving
-/// the bodies in `dir` with their Content-Length. Prints its port, then
-/// serves until its stdin closes.
-fn serve(dir: &Path) -> anyhow::Result<()> {
-    let read = |name: &str| -> anyhow::Result<Arc<Vec<u8>>> {
+/// the bodies in `dir` with their Content-Length. Options: `gzip` serves
+/// the `.gz` files beside them, with `Content-Encoding: gzip`, to a request
+/// that accepts gzip; `pace=MBIT` sends at most that many megabits a second,
+/// all connections together. Prints its port, then serves until its stdin
+/// closes.
+fn serve(dir: &Path, options: &[String]) -> anyhow::Result<()> {
+    let gzip = options.iter().any(|o| o == "gzip");
+    let pace: Option<u64> = options
+        .iter()
+        .find_map(|o| o.strip_prefix("pace="))
+        .map(str::parse)
+        .transpose()
+        .context("pace=MBIT")?;
+    let read = |name: &str| -> anyhow::Result<Body> {
         let path = dir.join(name);
-        Ok(Arc::new(
-            std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
-        ))
+        let plain =
+            Arc::new(std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?);
+        let gzipped = if gzip {
+            let path = dir.join(format!("{name}.gz"));
+            Some(Arc::new(
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+            ))
+        } else {
+            None
+        };
+        Ok(Body { plain, gzipped })
     };
     let routes = Arc::new(Routes {
         checkout: read("checkout.json")?,
         price_list: read("price-list.json")?,
         stock: read("stock.json")?,
+        pacer: pace.map(|mbit| Pacer {
+            bytes_per_second: mbit * 1_000_000 / 8,
+            next: std::sync::Mutex::new(Instant::now()),
+        }),
     });
     std::thread::spawn(|| {
         let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
@@ -457,10 +618,33 @@ fn serve(dir: &Path) -> anyhow::Result<()> {
     })
 }
 
+struct Body {
+    plain: Arc<Vec<u8>>,
+    gzipped: Option<Arc<Vec<u8>>>,
+}
+
 struct Routes {
-    checkout: Arc<Vec<u8>>,
-    price_list: Arc<Vec<u8>>,
-    stock: Arc<Vec<u8>>,
+    checkout: Body,
+    price_list: Body,
+    stock: Body,
+    pacer: Option<Pacer>,
+}
+
+/// One link's rate, shared by every connection: each slice sent books the
+/// link for its time after the previous booking.
+struct Pacer {
+    bytes_per_second: u64,
+    next: std::sync::Mutex<Instant>,
+}
+
+impl Pacer {
+    /// When a slice of `bytes` may be sent.
+    fn book(&self, bytes: usize) -> Instant {
+        let mut next = self.next.lock().unwrap();
+        let start = (*next).max(Instant::now());
+        *next = start + Duration::from_secs_f64(bytes as f64 / self.bytes_per_second as f64);
+        *next
+    }
 }
 
 /// Answers the GETs of one connection until the client closes it.
@@ -482,20 +666,48 @@ async fn answer(mut stream: TcpStream, routes: Arc<Routes>) {
         pending.drain(..head_end);
         let target = head.split(' ').nth(1).unwrap_or_default();
         let path = target.split('?').next().unwrap_or_default();
+        let accepts_gzip = head.lines().any(|line| {
+            line.split_once(':').is_some_and(|(name, value)| {
+                name.eq_ignore_ascii_case("accept-encoding")
+                    && value.split(',').any(|e| e.trim() == "gzip")
+            })
+        });
         let (status, body) = match path {
             CHECKOUT_PATH => ("200 OK", Some(&routes.checkout)),
             PRICE_LIST_PATH => ("200 OK", Some(&routes.price_list)),
             STOCK_PATH => ("200 OK", Some(&routes.stock)),
             _ => ("404 Not Found", None),
         };
-        let body: &[u8] = body.map_or(b"{}", |b| b.as_slice());
+        let (body, encoding): (&[u8], &str) = match body {
+            None => (b"{}", ""),
+            Some(Body {
+                gzipped: Some(gzipped),
+                ..
+            }) if accepts_gzip => (gzipped.as_slice(), "Content-Encoding: gzip\r\n"),
+            Some(body) => (body.plain.as_slice(), ""),
+        };
         let reply_head = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{encoding}Content-Length: {}\r\n\r\n",
             body.len()
         );
-        if stream.write_all(reply_head.as_bytes()).await.is_err()
-            || stream.write_all(body).await.is_err()
-        {
+        if stream.write_all(reply_head.as_bytes()).await.is_err() {
+            return;
+        }
+        let sent = match &routes.pacer {
+            None => stream.write_all(body).await,
+            Some(pacer) => {
+                let mut sent = Ok(());
+                for slice in body.chunks(64 << 10) {
+                    tokio::time::sleep_until(pacer.book(slice.len()).into()).await;
+                    sent = stream.write_all(slice).await;
+                    if sent.is_err() {
+                        break;
+                    }
+                }
+                sent
+            }
+        };
+        if sent.is_err() {
             return;
         }
     }
