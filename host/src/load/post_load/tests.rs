@@ -46,6 +46,8 @@ fn statements_that_end_the_transaction_are_refused() {
         ("OPTIMIZE TABLE t", "administrative"),
         ("FLUSH TABLES", "administrative"),
         ("LOAD INDEX INTO CACHE t", "administrative"),
+        ("INSTALL PLUGIN p SONAME 'p.so'", "INSTALL is an administrative"),
+        ("UNINSTALL PLUGIN p", "UNINSTALL is an administrative"),
         ("XA START 'x'", "XA statements"),
         ("START SLAVE", "replication"),
         ("CHANGE MASTER TO MASTER_HOST = 'h'", "replication"),
@@ -205,8 +207,9 @@ fn a_call_must_name_its_procedure_readably() {
 #[test]
 fn use_is_refused() {
     assert!(refused("USE other_db").contains("USE changes the database"));
-    // A column named `use` elsewhere is no USE statement.
+    // A column named `use` elsewhere is no USE statement, nor is an index hint.
     accepted("SELECT `use` FROM t");
+    accepted("SELECT id FROM t USE INDEX (PRIMARY) WHERE id > 0");
 }
 
 #[test]
