@@ -46,8 +46,12 @@ fn statements_that_end_the_transaction_are_refused() {
         ("OPTIMIZE TABLE t", "administrative"),
         ("FLUSH TABLES", "administrative"),
         ("LOAD INDEX INTO CACHE t", "administrative"),
-        ("INSTALL PLUGIN p SONAME 'p.so'", "INSTALL is an administrative"),
+        (
+            "INSTALL PLUGIN p SONAME 'p.so'",
+            "INSTALL is an administrative",
+        ),
         ("UNINSTALL PLUGIN p", "UNINSTALL is an administrative"),
+        ("IMPORT TABLE FROM '/tmp/t.sdi'", "IMPORT TABLE is DDL"),
         ("XA START 'x'", "XA statements"),
         ("START SLAVE", "replication"),
         ("CHANGE MASTER TO MASTER_HOST = 'h'", "replication"),
@@ -248,5 +252,21 @@ fn a_called_procedure_is_named_plainly_in_backticks_or_in_double_quotes_only() {
             reason.contains("cannot be told from the text"),
             "{sql:?}: {reason}"
         );
+    }
+}
+
+#[test]
+fn words_that_only_look_like_a_refused_statement_are_accepted() {
+    for sql in [
+        // MariaDB's anonymous block, not a transaction.
+        "BEGIN NOT ATOMIC UPDATE t SET a = 1; END",
+        // MariaDB's ANALYZE of a query runs it and reports; it commits nothing.
+        "ANALYZE SELECT id FROM t",
+        // LOAD DATA stays inside the transaction; only LOAD INDEX commits.
+        "LOAD DATA LOCAL INFILE 'rows.csv' INTO TABLE t",
+        // IMPORT and STOP are not reserved: columns may be named so.
+        "SELECT import, stop FROM t",
+    ] {
+        accepted(sql);
     }
 }
