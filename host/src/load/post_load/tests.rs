@@ -1,7 +1,9 @@
 //! The static checks of post-load statements, without a server.
 
 use super::lexer::Flavor;
-use super::rules::{Context, ProcedureName, Refusal, check, check_text, split_statements};
+use super::rules::{
+    Context, ProcedureName, Refusal, check, check_text, refusal_message, split_statements,
+};
 
 fn refused(sql: &str) -> String {
     match check_text(sql, Flavor::MySql) {
@@ -41,6 +43,7 @@ fn statements_that_end_the_transaction_are_refused() {
         ("SET autocommit = 1", "autocommit"),
         ("SET @@session.autocommit = 1", "autocommit"),
         ("SET PASSWORD = 'x'", "manages accounts"),
+        ("SET DEFAULT ROLE r TO u", "SET DEFAULT manages accounts"),
         ("GRANT SELECT ON *.* TO u", "manages accounts"),
         ("ANALYZE TABLE t", "administrative"),
         ("OPTIMIZE TABLE t", "administrative"),
@@ -79,6 +82,7 @@ fn what_keeps_the_transaction_is_accepted() {
     accepted("SELECT /* ROLLBACK */ 1");
     accepted("CREATE TEMPORARY TABLE tmp AS SELECT id FROM t");
     accepted("DROP TEMPORARY TABLE IF EXISTS tmp");
+    accepted("CREATE OR REPLACE TEMPORARY TABLE tmp AS SELECT id FROM t");
     accepted("SAVEPOINT s");
     accepted("ROLLBACK TO SAVEPOINT s");
     accepted("ROLLBACK WORK TO s");
@@ -269,4 +273,16 @@ fn words_that_only_look_like_a_refused_statement_are_accepted() {
     ] {
         accepted(sql);
     }
+}
+
+#[test]
+fn the_refusal_message_names_the_statement_the_way_to_it_and_why() {
+    let refusal = check_text("TRUNCATE mirror", Flavor::MySql).unwrap_err();
+    assert_eq!(
+        refusal_message(1, "CALL   app.p()", "procedure app.p runs ", &refusal),
+        "post-load statement 2 (`CALL app.p()`) is refused: procedure app.p runs `TRUNCATE \
+         mirror`: TRUNCATE commits the transaction on its own (DELETE FROM empties a table inside \
+         it); a statement that ends the load's transaction would leave the new rows committed \
+         whatever happens after it"
+    );
 }
