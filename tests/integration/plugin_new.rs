@@ -69,13 +69,16 @@ fn build(dir: &Path, command: &mut Command) {
 /// `plugin test WASM --cases DIR/cases` passes the starter's one case, and
 /// the component says it is `name`.
 fn passes_its_case(dir: &Path, wasm: &Path, name: &str) {
-    let out = support::bin()
-        .args(["plugin", "test"])
-        .arg(wasm)
-        .arg("--cases")
-        .arg(dir.join("cases"))
-        .output()
-        .unwrap();
+    let plugin_test = || {
+        support::bin()
+            .args(["plugin", "test"])
+            .arg(wasm)
+            .arg("--cases")
+            .arg(dir.join("cases"))
+            .output()
+            .unwrap()
+    };
+    let out = plugin_test();
     let text = stdout(&out);
     assert!(out.status.success(), "{text}{}", stderr(&out));
     assert!(
@@ -94,13 +97,7 @@ fn passes_its_case(dir: &Path, wasm: &Path, name: &str) {
     let expected = dir.join("cases/left-join-in-price-list-order/expected.jsonl");
     let rows = std::fs::read_to_string(&expected).unwrap();
     std::fs::write(&expected, rows.replace("\"stock\":4", "\"stock\":5")).unwrap();
-    let out = support::bin()
-        .args(["plugin", "test"])
-        .arg(wasm)
-        .arg("--cases")
-        .arg(dir.join("cases"))
-        .output()
-        .unwrap();
+    let out = plugin_test();
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     std::fs::write(&expected, rows).unwrap();
 }
