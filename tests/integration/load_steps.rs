@@ -1,7 +1,7 @@
 //! The README's promise that a failed load names its step (`delete`,
 //! `insert chunk N`, `post-load statement K`, `commit`) in one line and
 //! leaves the table as it was; and the chunk limits (1,000 rows or 4 MiB of
-//! `data` per `INSERT`), which show in the chunk numbers.
+//! ids and `data` per `INSERT`), which show in the chunk numbers.
 
 use bitcram_sync::load::{DatabaseTarget, Loader, SyncMode};
 use bitcram_sync::model::Row;
@@ -175,5 +175,51 @@ async fn the_shrink_guard_allows_exactly_max_delete_percent() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(db.rows("raw_item_data").await.len(), 18);
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn the_4_mib_of_a_chunk_count_the_ids_as_well_as_the_data() {
+    let (db, old) = seeded(&[1, 2, 3]).await;
+    // 1,000 rows of a 64-character id and 8,370 bytes of data: 8,434 bytes
+    // each, so the 498th row reaches 4 MiB (the data alone would reach it at
+    // row 502) and the chunks hold 498, 498 and 4 rows.
+    let id = |n: u64| format!("{n:0>64}");
+    let data = format!(r#"{{"n":"{}"}}"#, "x".repeat(8362));
+    assert_eq!(data.len(), 8370);
+    let rows: Vec<Row> = (1..=1000)
+        .map(|n| Row {
+            id: id(n),
+            data: data.clone(),
+            stock: 1,
+        })
+        .collect();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE TRIGGER refuse_last BEFORE INSERT ON raw_item_data FOR EACH ROW \
+         IF NEW.id = '{}' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused row'; END IF",
+        id(1000)
+    )))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let target = DatabaseTarget::new(db.url(), db.name.clone());
+    let settings = loader_settings(SyncMode::Replace, vec![]);
+    let mut loader = Loader::begin(target.connect().await.unwrap(), settings)
+        .await
+        .unwrap();
+    let error = match loader.write(rows).await {
+        Ok(()) => loader.finish().await.map(|_| ()),
+        Err(e) => Err(e),
+    }
+    .expect_err("the last row is refused")
+    .to_string();
+    assert_eq!(
+        error,
+        format!(
+            "insert chunk 3 (4 rows from product {}) failed: refused row (code 45000)",
+            id(997)
+        )
+    );
+    assert_eq!(db.rows("raw_item_data").await, old);
     db.drop_now().await;
 }

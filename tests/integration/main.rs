@@ -31,6 +31,9 @@
 //!   commit) and changes nothing; the chunk limits;
 //! - `run_lock`: one run per table; a stopped run's rollback waited for,
 //!   within `--lock-wait-timeout`, and told apart from a live run;
+//! - `skips`: a diff run's post-load statements after an insert, an update
+//!   or a delete alone, skipped (and reported so) only when nothing changed;
+//!   a replace run rewrites even on the last run's input;
 //! - `post_load`: post-load statements that would end the load's
 //!   transaction, refused before any write or caught before `COMMIT`;
 //! - `bitcram_client`: the Bitcram client against a fake Bitcram on
@@ -54,6 +57,7 @@ mod plugin_sandbox;
 mod post_load;
 mod run_lock;
 mod secrets;
+mod skips;
 mod sync_live;
 mod sync_mysql;
 mod transform_component;

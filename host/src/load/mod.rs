@@ -42,7 +42,7 @@ use post_load::TransactionMark;
 /// Rows per multi-row statement: 4 placeholders a row stays far under MySQL's
 /// 65,535 and SQLite's 32,766.
 const CHUNK_ROWS: usize = 1000;
-/// Bytes of `data` per statement: well under MySQL's default 64 MiB
+/// Bytes of ids and `data` per statement: well under MySQL's default 64 MiB
 /// `max_allowed_packet` (16 MiB on older MariaDB).
 const CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
