@@ -13,7 +13,7 @@ COMPONENTIZE_PY_VERSION=0.25.1
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=$(mkdir -p "${1:-$root/target/examples}" && cd "${1:-$root/target/examples}" && pwd)
-wit="$root/wit"
+wit="$root/wit/0.1.0"
 # One build at a time per output directory (tests may ask concurrently).
 exec 9>"$out/.lock"
 flock 9

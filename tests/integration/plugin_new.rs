@@ -49,7 +49,7 @@ fn plugin_new(dir: &Path, lang: &str) {
     for file in ["world.wit", "types.wit", "transformer.wit", "log.wit"] {
         assert_eq!(
             std::fs::read(dir.join("wit").join(file)).unwrap(),
-            std::fs::read(support::workspace().join("wit").join(file)).unwrap(),
+            std::fs::read(support::workspace().join("wit/0.1.0").join(file)).unwrap(),
             "{file}"
         );
     }

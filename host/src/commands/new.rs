@@ -16,13 +16,13 @@ use crate::snapshot;
 
 /// The contract, as this host accepts it, file by file.
 const CONTRACT: [(&str, &str); 4] = [
-    ("log.wit", include_str!("../../../wit/log.wit")),
+    ("log.wit", include_str!("../../../wit/0.1.0/log.wit")),
     (
         "transformer.wit",
-        include_str!("../../../wit/transformer.wit"),
+        include_str!("../../../wit/0.1.0/transformer.wit"),
     ),
-    ("types.wit", include_str!("../../../wit/types.wit")),
-    ("world.wit", include_str!("../../../wit/world.wit")),
+    ("types.wit", include_str!("../../../wit/0.1.0/types.wit")),
+    ("world.wit", include_str!("../../../wit/0.1.0/world.wit")),
 ];
 
 /// The wit-bindgen the Rust starter depends on: the one the default

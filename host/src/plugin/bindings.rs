@@ -3,7 +3,7 @@
 
 wasmtime::component::bindgen!({
     world: "transform",
-    path: "../wit",
+    path: "../wit/0.1.0",
     imports: { default: async | trappable },
     exports: { default: async },
 });

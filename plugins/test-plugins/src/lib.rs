@@ -41,7 +41,7 @@
 )))]
 mod current {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "../../wit/0.1.0",
         world: "transform",
     });
 
@@ -180,7 +180,7 @@ mod rogue {
     use std::cell::RefCell;
 
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "../../wit/0.1.0",
         world: "transform",
     });
 
@@ -286,7 +286,7 @@ mod nosy {
     use std::io::{Read as _, Write as _};
 
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "../../wit/0.1.0",
         world: "transform",
     });
 
