@@ -4,7 +4,7 @@
 //! both sides cannot drift together unnoticed.
 
 use bitcram_sync::model::Source;
-use bitcram_sync::plugin::{GuestError, GuestSource, PluginError, PluginSource};
+use bitcram_sync::plugin::{GuestError, PluginError, PluginSource};
 use bitcram_sync::transform::TransformFailure;
 
 use crate::support;
@@ -171,7 +171,7 @@ async fn component(
     stock: &[&str],
     price_list: &[&str],
 ) -> Outcome {
-    let source = |s: GuestSource| Source::from(s).name().to_owned();
+    let source = |s: Source| s.name().to_owned();
     match support::transform(plugin, stock, price_list).await {
         Ok((rows, report)) => {
             let s = report.summary;
@@ -279,7 +279,7 @@ async fn guest_errors_arrive_with_their_variant_and_the_plugin_named() {
         panic!("expected a guest error, got {err}");
     };
     assert!(
-        matches!(&**error, GuestError::DuplicateKey(d) if d.product_id == "1" && Source::from(d.source) == Source::PriceList),
+        matches!(&**error, GuestError::DuplicateKey(d) if d.product_id == "1" && d.source == Source::PriceList),
         "{error:?}"
     );
     assert!(who.starts_with("bitcram-transform 0.1.0 (sha256 "), "{who}");

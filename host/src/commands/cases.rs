@@ -272,13 +272,12 @@ fn guest_error(error: &anyhow::Error) -> Option<(&'static str, Option<String>)> 
     let TransformFailure::Plugin(PluginError::Guest { error, .. }) = failure else {
         return None;
     };
-    Some(match &**error {
-        GuestError::MalformedBody(e) => ("malformed-body", e.product_id.clone()),
-        GuestError::InvalidItem(e) => ("invalid-item", e.product_id.clone()),
-        GuestError::DuplicateKey(d) => ("duplicate-key", Some(d.product_id.clone())),
-        GuestError::Protocol(_) => ("protocol", None),
-        GuestError::Other(_) => ("other", None),
-    })
+    let product_id = match &**error {
+        GuestError::MalformedBody(e) | GuestError::InvalidItem(e) => e.product_id.clone(),
+        GuestError::DuplicateKey(d) => Some(d.product_id.clone()),
+        GuestError::Protocol(_) | GuestError::Other(_) => None,
+    };
+    Some((error.kind(), product_id))
 }
 
 /// The first difference between the rows expected and those made: `None`

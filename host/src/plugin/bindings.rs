@@ -1,65 +1,101 @@
-//! Host bindings generated from `wit/`, and the conversions between their
-//! types and the app's own at the edge (moves, no copies).
+//! Host bindings generated from each contract version's WIT (`wit/0.1.0/`),
+//! and the conversions between their types and the host's own at the edge
+//! (moves, no copies): nothing outside the plugin runtime sees a generated
+//! type.
 
-wasmtime::component::bindgen!({
-    world: "transform",
-    path: "../wit/0.1.0",
-    imports: { default: async | trappable },
-    exports: { default: async },
-});
+/// `bitcram:transform@0.1.0`: whole bodies, one `push` per page.
+pub(super) mod v0_1 {
+    wasmtime::component::bindgen!({
+        world: "transform",
+        path: "../wit/0.1.0",
+        imports: { default: async | trappable },
+        exports: { default: async },
+    });
 
-use self::bitcram::transform::types::{
-    Row as GuestRow, RunContext as GuestRunContext, Source as GuestSource, Summary,
-};
-use crate::model::{Row, RunContext, Source, SourceCounts};
+    use self::bitcram::transform::types as wit;
+    use super::super::contract;
+    use crate::model::{Row, RunContext, Source};
 
-impl From<Source> for GuestSource {
-    fn from(source: Source) -> Self {
-        match source {
-            Source::Checkout => GuestSource::Checkout,
-            Source::Stock => GuestSource::Stock,
-            Source::PriceList => GuestSource::PriceList,
+    impl From<Source> for wit::Source {
+        fn from(source: Source) -> Self {
+            match source {
+                Source::Checkout => wit::Source::Checkout,
+                Source::Stock => wit::Source::Stock,
+                Source::PriceList => wit::Source::PriceList,
+            }
         }
     }
-}
 
-impl From<GuestSource> for Source {
-    fn from(source: GuestSource) -> Self {
-        match source {
-            GuestSource::Checkout => Source::Checkout,
-            GuestSource::Stock => Source::Stock,
-            GuestSource::PriceList => Source::PriceList,
+    impl From<wit::Source> for Source {
+        fn from(source: wit::Source) -> Self {
+            match source {
+                wit::Source::Checkout => Source::Checkout,
+                wit::Source::Stock => Source::Stock,
+                wit::Source::PriceList => Source::PriceList,
+            }
         }
     }
-}
 
-impl From<&RunContext> for GuestRunContext {
-    fn from(context: &RunContext) -> Self {
-        GuestRunContext {
-            checkout_number: context.checkout_number.clone(),
-            checkout_id: context.checkout_id,
-            warehouse_id: context.warehouse_id,
-            synced_at: context.synced_at.clone(),
+    impl From<&RunContext> for wit::RunContext {
+        fn from(context: &RunContext) -> Self {
+            wit::RunContext {
+                checkout_number: context.checkout_number.clone(),
+                checkout_id: context.checkout_id,
+                warehouse_id: context.warehouse_id,
+                synced_at: context.synced_at.clone(),
+            }
         }
     }
-}
 
-impl From<&Summary> for SourceCounts {
-    fn from(summary: &Summary) -> Self {
-        SourceCounts {
-            price_list_items: summary.price_list_items,
-            stock_items: summary.stock_items,
-            dropped_stock_items: summary.dropped_stock_items,
+    impl From<wit::Summary> for contract::Summary {
+        fn from(summary: wit::Summary) -> Self {
+            contract::Summary {
+                price_list_items: summary.price_list_items,
+                stock_items: summary.stock_items,
+                dropped_stock_items: summary.dropped_stock_items,
+                rows: summary.rows,
+            }
         }
     }
-}
 
-impl From<GuestRow> for Row {
-    fn from(row: GuestRow) -> Self {
-        Row {
-            id: row.id,
-            data: row.data,
-            stock: row.stock,
+    impl From<wit::InputError> for contract::InputError {
+        fn from(e: wit::InputError) -> Self {
+            contract::InputError {
+                source: e.source.into(),
+                page: e.page,
+                item: e.item,
+                product_id: e.product_id,
+                field: e.field,
+                message: e.message,
+            }
+        }
+    }
+
+    impl From<wit::TransformError> for contract::GuestError {
+        fn from(error: wit::TransformError) -> Self {
+            use contract::GuestError;
+            match error {
+                wit::TransformError::MalformedBody(e) => GuestError::MalformedBody(e.into()),
+                wit::TransformError::InvalidItem(e) => GuestError::InvalidItem(e.into()),
+                wit::TransformError::DuplicateKey(d) => {
+                    GuestError::DuplicateKey(contract::DuplicateKey {
+                        source: d.source.into(),
+                        product_id: d.product_id,
+                    })
+                }
+                wit::TransformError::Protocol(m) => GuestError::Protocol(m),
+                wit::TransformError::Other(m) => GuestError::Other(m),
+            }
+        }
+    }
+
+    impl From<wit::Row> for Row {
+        fn from(row: wit::Row) -> Self {
+            Row {
+                id: row.id,
+                data: row.data,
+                stock: row.stock,
+            }
         }
     }
 }

@@ -30,16 +30,13 @@ pub use state::PluginLimits;
 use state::StoreState;
 
 mod bindings;
+mod contract;
 
-// The guest's errors and summary are the plugin's own vocabulary; a
-// `GuestSource` in them converts into [`Source`].
-use bindings::bitcram::transform::types::RunContext as GuestRunContext;
-pub use bindings::bitcram::transform::types::{
-    DuplicateKey, InputError, Source as GuestSource, Summary, TransformError as GuestError,
-};
+pub use contract::{DuplicateKey, GuestError, InputError, Summary, describe_guest_error};
 
 use crate::model::{Row, RunContext, Source};
-use bindings::{Transform as TransformBindings, TransformPre};
+use bindings::v0_1::bitcram::transform::types::RunContext as GuestRunContext;
+use bindings::v0_1::{Transform as TransformBindings, TransformPre};
 
 /// The WIT package whose `transformer` interface a plugin must export.
 pub const CONTRACT_PACKAGE: &str = "bitcram:transform";
@@ -155,39 +152,6 @@ impl fmt::Display for TrapCause {
             ),
             TrapCause::Trap(what) => write!(f, "it crashed: {what}"),
         }
-    }
-}
-
-/// One line describing a guest error, naming source, page, item, product and
-/// field where the plugin gave them.
-pub fn describe_guest_error(error: &GuestError) -> String {
-    fn input(kind: &str, e: &InputError) -> String {
-        let mut s = format!(
-            "{kind} in the {} body, page {}",
-            Source::from(e.source).name(),
-            e.page
-        );
-        if let Some(item) = e.item {
-            s += &format!(", item {item}");
-        }
-        if let Some(id) = &e.product_id {
-            s += &format!(", product {id}");
-        }
-        if let Some(field) = &e.field {
-            s += &format!(", field `{field}`");
-        }
-        s + ": " + &e.message
-    }
-    match error {
-        GuestError::MalformedBody(e) => input("malformed body", e),
-        GuestError::InvalidItem(e) => input("invalid item", e),
-        GuestError::DuplicateKey(d) => format!(
-            "duplicate key: product {} occurs more than once in the {} body",
-            d.product_id,
-            Source::from(d.source).name()
-        ),
-        GuestError::Protocol(m) => format!("protocol error: {m}"),
-        GuestError::Other(m) => m.clone(),
     }
 }
 
@@ -439,7 +403,7 @@ impl TransformSession {
             .transform()
             .call_finish(&mut self.store, self.resource)
             .await;
-        self.settle(result)
+        self.settle(result).map(Summary::from)
     }
 
     /// Up to `max_rows` rows; after [`finish`](Self::finish), empty means done.
@@ -476,16 +440,16 @@ impl TransformSession {
         Ok(())
     }
 
-    fn settle<T>(
+    fn settle<T, E: Into<GuestError>>(
         &mut self,
-        result: wasmtime::Result<Result<T, GuestError>>,
+        result: wasmtime::Result<Result<T, E>>,
     ) -> Result<T, PluginError> {
         self.store.data_mut().end_call();
         let outcome = match result {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(error)) => PluginError::Guest {
                 plugin: self.plugin.clone(),
-                error: Box::new(error),
+                error: Box::new(error.into()),
                 output: self.store.data().output.tail_suffix(),
             },
             Err(e) => classify(&self.store, e, &self.plugin),

@@ -9,7 +9,7 @@ use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder, UpdateDeadline}
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::PluginIdentity;
-use super::bindings::bitcram::transform::{log, types};
+use super::bindings::v0_1::bitcram::transform::{log, types};
 use super::output::{GuestOutput, Stream};
 
 /// Longest log message kept from a plugin; the rest is cut.
