@@ -5,13 +5,21 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 
 use crate::model::{Row, RunContext, Source};
-use crate::plugin::{Plugin, PluginError, Summary};
+use crate::plugin::{Feeding, Plugin, PluginError, Summary, TransformSession};
 
 /// Rows asked of the plugin per `next-batch` call.
 pub const BATCH_ROWS: u32 = 1000;
+/// Items handed to a plugin that takes items per `push-items` call, at most;
+/// fewer when they pass [`PUSH_BYTES`].
+const PUSH_ITEMS: usize = 1000;
+/// About the most bytes of items per `push-items` call.
+const PUSH_BYTES: usize = 1 << 20;
+/// The sources in contract order.
+const SOURCES: [Source; 3] = [Source::Checkout, Source::Stock, Source::PriceList];
 /// The longest id the target table's `VARCHAR(64)` key holds.
 pub const MAX_ID_CHARS: usize = 64;
 
@@ -43,6 +51,13 @@ pub enum TransformFailure {
     /// A row the plugin produced breaks the table's rules.
     #[error("plugin {plugin} produced an invalid row: {reason}")]
     InvalidRow { plugin: String, reason: String },
+    /// A body is not a complete list, found while splitting it into items.
+    #[error("the {} body, page {page}, is not a complete list: {reason}", .body.name())]
+    MalformedBody {
+        body: Source,
+        page: u32,
+        reason: String,
+    },
     /// Reading input or writing output failed.
     #[error(transparent)]
     Io(#[from] anyhow::Error),
@@ -55,21 +70,45 @@ pub enum TransformFailure {
 pub async fn run_transform<S: RowSink>(
     plugin: &Plugin,
     context: &RunContext,
-    pages: impl Stream<Item = anyhow::Result<(Source, impl AsRef<[u8]>)>>,
+    pages: impl Stream<Item = anyhow::Result<(Source, impl Into<Bytes>)>>,
     sink: &mut S,
 ) -> Result<TransformReport, TransformFailure> {
     let started = Instant::now();
     let mut session = plugin.start(context).await?;
     let mut checking = Checking::new(RowChecker::new(plugin.identity().to_string()));
     let mut pages = std::pin::pin!(pages);
+    // Item by item: the sources ended so far, and each source's pages.
+    let mut ended = 0;
+    let mut page_numbers = [0u32; 3];
     while let Some(page) = pages.next().await {
         let (source, bytes) = page?;
-        // The host's copy goes once the plugin has taken the page.
-        session.push(source, bytes.as_ref()).await?;
-        drop(bytes);
+        let bytes: Bytes = bytes.into();
+        match plugin.feeding() {
+            Feeding::Pages => {
+                // The host's copy goes once the plugin has taken the page.
+                session.push(source, &bytes).await?;
+                drop(bytes);
+            }
+            Feeding::Items => {
+                while ended < SOURCES.len() && SOURCES[ended] < source {
+                    session.end_source(SOURCES[ended]).await?;
+                    ended += 1;
+                }
+                let number =
+                    &mut page_numbers[SOURCES.iter().position(|s| *s == source).unwrap_or(0)];
+                let page = *number;
+                *number += 1;
+                push_list(&mut session, source, page, bytes, &mut checking, sink).await?;
+            }
+        }
         if source == Source::PriceList {
             // Load while the rest of the input is still being transformed.
             drain(&mut session, &mut checking, sink).await?;
+        }
+    }
+    if plugin.feeding() == Feeding::Items {
+        for source in &SOURCES[ended..] {
+            session.end_source(*source).await?;
         }
     }
     let summary = session.finish().await?;
@@ -91,6 +130,47 @@ pub async fn run_transform<S: RowSink>(
         plugin_time: session.guest_time(),
         plugin_peak_memory_bytes: session.peak_memory_bytes(),
     })
+}
+
+/// Hands the items of one page to a plugin that takes items: the page is
+/// split on a blocking thread while the plugin takes the items already
+/// split (two batches wait at most), and a price list's rows are loaded
+/// between batches.
+async fn push_list<S: RowSink>(
+    session: &mut TransformSession,
+    source: Source,
+    page: u32,
+    body: Bytes,
+    checking: &mut Checking,
+    sink: &mut S,
+) -> Result<(), TransformFailure> {
+    let (batches, mut received) = tokio::sync::mpsc::channel::<Vec<String>>(2);
+    let split = tokio::task::spawn_blocking(move || {
+        crate::bitcram::split_list(&body, PUSH_ITEMS, PUSH_BYTES, |batch| {
+            batches
+                .blocking_send(batch)
+                .map_err(|_| "the transform stopped".to_owned())
+        })
+    });
+    while let Some(items) = received.recv().await {
+        // On an error the receiver goes, and the split stops at its next batch.
+        session.push_items(source, items).await?;
+        if source == Source::PriceList {
+            drain(session, checking, sink).await?;
+        }
+    }
+    match split.await {
+        Ok(Ok(_items)) => Ok(()),
+        Ok(Err(reason)) => Err(TransformFailure::MalformedBody {
+            body: source,
+            page,
+            reason,
+        }),
+        Err(e) => Err(TransformFailure::Io(anyhow::anyhow!(
+            "splitting the {} body failed: {e}",
+            source.name()
+        ))),
+    }
 }
 
 /// A batch on the checking thread: the checker comes back with the rows and
@@ -142,7 +222,7 @@ impl Checking {
 }
 
 async fn drain<S: RowSink>(
-    session: &mut crate::plugin::TransformSession,
+    session: &mut TransformSession,
     checking: &mut Checking,
     sink: &mut S,
 ) -> Result<(), TransformFailure> {

@@ -14,8 +14,8 @@ fn plugin_check_prints_the_identity_of_the_default_plugin() {
     );
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "name: bitcram-transform");
-    assert_eq!(lines[1], "version: 0.1.0");
-    assert_eq!(lines[2], "contract: bitcram:transform@0.1.0");
+    assert_eq!(lines[1], "version: 0.2.0");
+    assert_eq!(lines[2], "contract: bitcram:transform@0.2.0");
     assert_eq!(
         lines[3],
         format!("sha256: {}", support::default_plugin_sha256())
@@ -32,8 +32,8 @@ fn plugin_check_refuses_with_exit_code_3_and_one_line() {
         ),
         (
             "future",
-            "refused: it was built against bitcram:transform@0.2.0, but this host supports \
-             bitcram:transform@0.1.0",
+            "refused: it was built against bitcram:transform@0.3.0, but this host supports \
+             bitcram:transform@0.1.0 or @0.2.0",
         ),
     ] {
         let out = support::bin()
@@ -141,7 +141,9 @@ fn plugin_run_reports_bad_input_with_the_product_and_field() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     let error = stderr.lines().find(|l| l.starts_with("error: ")).unwrap();
     assert!(
-        error.contains("invalid item in the stock body, page 0, item 0, product 7, field `product_balance`: missing"),
+        error.contains(
+            "invalid item in the stock body, item 0, product 7, field `product_balance`: missing"
+        ),
         "{error}"
     );
 }

@@ -1,5 +1,6 @@
 //! Failed runs change nothing, whatever fails: a plugin that traps in a real
-//! sync, a damaged snapshot, a failing statement on the SQLite sink; and
+//! sync, a damaged snapshot, a price list cut short after rows were written,
+//! a failing statement on the SQLite sink; and
 //! after each, the rows, their `updated_at` and the state record of diff
 //! mode's shortcut are as they were. Also: a snapshot of several pages.
 
@@ -130,6 +131,51 @@ async fn sync_from_a_damaged_snapshot_changes_nothing() {
     assert_eq!(db.rows("raw_item_data").await, old);
     assert_eq!(db.rows("mirror").await, old);
     assert_eq!(db.updated_at().await, stamps);
+    db.drop_now().await;
+}
+
+/// A price list of `count` items, cut short after the last one.
+fn cut_price_list(count: u64) -> String {
+    let items: Vec<String> = (1..=count)
+        .map(|id| format!(r#"{{"product_id":{id},"product_name":"Producto {id}"}}"#))
+        .collect();
+    format!(r#"{{"items":[{}"#, items.join(","))
+}
+
+#[tokio::test]
+async fn a_price_list_cut_short_after_rows_were_written_changes_nothing() {
+    let db = seeded_with_state(&[1, 2, 3]).await;
+    let before = everything(&db).await;
+    // 2,500 items, then the body ends: the default component (item by item)
+    // has made and the load has written 2,000 rows when the cut is found;
+    // a transform that takes whole bodies (the Python example) refuses the
+    // page at once.
+    let dir = tempfile::tempdir().unwrap();
+    support::write_snapshot(dir.path(), &[r#"{"items":[]}"#], &[&cut_price_list(2500)]);
+    let python = support::example_plugin("python-transform");
+    for (plugin, expected) in [
+        (
+            None,
+            "the price-list body, page 0, is not a complete list: the body is cut short (EOF while \
+             parsing a list at line 1 column",
+        ),
+        (
+            Some(&python),
+            "malformed body in the price-list body, page 0: ",
+        ),
+    ] {
+        for mode in ["replace", "diff"] {
+            let mut args = vec!["--mode", mode, "--allow-shrink"];
+            if let Some(plugin) = plugin {
+                args.extend(["--plugin", plugin.to_str().unwrap()]);
+            }
+            let out = sync(&db, dir.path(), &args);
+            assert_eq!(out.status.code(), Some(1), "{mode}");
+            let error = error_line(&out);
+            assert!(error.contains(expected), "{mode}: {error}");
+            assert_eq!(everything(&db).await, before, "{mode}");
+        }
+    }
     db.drop_now().await;
 }
 

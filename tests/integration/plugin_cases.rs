@@ -58,7 +58,7 @@ fn the_default_component_passes_every_golden_case_in_the_repo() {
         }
         assert!(
             text.lines().last().unwrap().starts_with(&format!(
-                "{} passed, 0 failed: bitcram-transform 0.1.0 (sha256 {})",
+                "{} passed, 0 failed: bitcram-transform 0.2.0 (sha256 {})",
                 cases.len(),
                 support::default_plugin_sha256()
             )),
@@ -67,7 +67,7 @@ fn the_default_component_passes_every_golden_case_in_the_repo() {
         let xml = std::fs::read_to_string(&junit).unwrap();
         assert!(
             xml.contains(&format!(
-                "<testsuite name=\"bitcram-transform 0.1.0\" tests=\"{}\" failures=\"0\"",
+                "<testsuite name=\"bitcram-transform 0.2.0\" tests=\"{}\" failures=\"0\"",
                 cases.len()
             )),
             "{xml}"
@@ -137,7 +137,7 @@ fn a_case_that_does_not_hold_fails_showing_the_rows_and_the_report_says_so() {
     );
     assert!(lines[5].starts_with("PASS d-spelling (1 row, "), "{text}");
     assert!(
-        lines[6].starts_with("2 passed, 2 failed: bitcram-transform 0.1.0"),
+        lines[6].starts_with("2 passed, 2 failed: bitcram-transform 0.2.0"),
         "{text}"
     );
     assert_eq!(

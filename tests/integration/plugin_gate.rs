@@ -26,9 +26,9 @@ async fn the_default_plugin_passes_and_reports_itself() {
     let id = plugin.identity();
     assert_eq!(
         (id.name.as_str(), id.version.as_str()),
-        ("bitcram-transform", "0.1.0")
+        ("bitcram-transform", "0.2.0")
     );
-    assert_eq!(id.package_version, "0.1.0");
+    assert_eq!(id.package_version, "0.2.0");
     assert_eq!(id.sha256, support::default_plugin_sha256());
     // Loading the same bytes from a file gives the same identity but the path.
     let from_file = support::load(PluginSource::Path(support::default_plugin_file()))
@@ -78,8 +78,8 @@ async fn a_core_module_is_refused() {
 async fn a_plugin_built_against_another_contract_version_is_refused() {
     let message = refusal(support::load(PluginSource::Path(support::test_plugin("future"))).await);
     assert!(
-        message.contains("built against bitcram:transform@0.2.0")
-            && message.contains("supports bitcram:transform@0.1.0"),
+        message.contains("built against bitcram:transform@0.3.0")
+            && message.contains("supports bitcram:transform@0.1.0 or @0.2.0"),
         "{message}"
     );
 }
@@ -89,8 +89,8 @@ async fn a_component_for_another_world_or_none_is_refused_saying_what_it_exports
     let message = refusal(support::load(PluginSource::Path(support::test_plugin("alien"))).await);
     assert!(
         message.ends_with(
-            "refused: it exports test:alien/iface, not bitcram:transform/transformer@0.1.0: it is a \
-             component for another world"
+            "refused: it exports test:alien/iface, not bitcram:transform/transformer@0.1.0 or \
+             @0.2.0: it is a component for another world"
         ),
         "{message}"
     );
@@ -101,7 +101,7 @@ async fn a_component_for_another_world_or_none_is_refused_saying_what_it_exports
     let message = refusal(support::load(PluginSource::Path(empty)).await);
     assert!(
         message.ends_with(
-            "refused: it exports no interface; expected bitcram:transform/transformer@0.1.0"
+            "refused: it exports no interface; expected bitcram:transform/transformer@0.1.0 or @0.2.0"
         ),
         "{message}"
     );

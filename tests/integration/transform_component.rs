@@ -1,6 +1,7 @@
 //! The default component under wasmtime, through the host's real plugin path,
-//! against the same logic compiled natively: every case must give the same
-//! rows, counts and errors. A few cases also pin the expected output, so that
+//! against the same logic compiled natively and fed item by item from the
+//! host's own split of each page: every case must give the same rows, counts
+//! and errors. A few cases also pin the expected output, so that
 //! both sides cannot drift together unnoticed.
 
 use bitcram_sync::model::Source;
@@ -81,8 +82,8 @@ const CASES: &[(&str, &[&str], &[&str])] = &[
     ("item that is not an object", &[], &[r#"{"items":[[1,2]]}"#]),
 ];
 
-/// Source, page, item, product id, field.
-type Location = (String, u32, Option<u32>, Option<String>, Option<String>);
+/// Source, item (its position among the source's items), product id, field.
+type Location = (String, Option<u32>, Option<String>, Option<String>);
 
 /// Rows and counts, or the error's kind and location, in one comparable form.
 #[derive(Debug, PartialEq)]
@@ -101,13 +102,34 @@ enum Outcome {
 fn native(stock: &[&str], price_list: &[&str]) -> Outcome {
     use bitcram_transform::{Source as S, Transform, TransformError as E};
     let mut t = Transform::new();
+    let mut malformed = None;
     let result = (|| {
-        t.push(S::Checkout, br#"{"items":[{"id":17}]}"#.to_vec())?;
-        for p in stock {
-            t.push(S::Stock, p.as_bytes().to_vec())?;
-        }
-        for p in price_list {
-            t.push(S::PriceList, p.as_bytes().to_vec())?;
+        for (source, name, pages) in [
+            (
+                S::Checkout,
+                Source::Checkout,
+                &[r#"{"items":[{"id":17}]}"#][..],
+            ),
+            (S::Stock, Source::Stock, stock),
+            (S::PriceList, Source::PriceList, price_list),
+        ] {
+            for (page, body) in pages.iter().enumerate() {
+                let mut pushed = Ok(());
+                let split =
+                    bitcram_sync::bitcram::split_list(body.as_bytes(), 1000, 1 << 20, |items| {
+                        pushed = t.push_items(source, items);
+                        pushed.clone().map_err(|e| e.to_string())
+                    });
+                pushed?;
+                if let Err(reason) = split {
+                    malformed = Some(format!(
+                        "the {} body, page {page}, is not a complete list: {reason}",
+                        name.name()
+                    ));
+                    return Ok(None);
+                }
+            }
+            t.end_source(source)?;
         }
         let summary = t.finish()?;
         let mut rows = Vec::new();
@@ -118,15 +140,22 @@ fn native(stock: &[&str], price_list: &[&str]) -> Outcome {
             }
             rows.extend(batch.into_iter().map(|r| (r.id, r.data, r.stock)));
         }
-        Ok::<_, E>((rows, summary))
+        Ok::<_, E>(Some((rows, summary)))
     })();
+    if let Some(message) = malformed {
+        return Outcome::Error {
+            kind: "malformed-body",
+            at: None,
+            message,
+        };
+    }
     let source = |s: S| match s {
         S::Checkout => "checkout",
         S::Stock => "stock",
         S::PriceList => "price-list",
     };
     match result {
-        Ok((rows, s)) => Outcome::Rows {
+        Ok(Some((rows, s))) => Outcome::Rows {
             rows,
             counts: (
                 s.price_list_items,
@@ -135,15 +164,14 @@ fn native(stock: &[&str], price_list: &[&str]) -> Outcome {
                 s.rows,
             ),
         },
-        Err(E::MalformedBody(ref i)) | Err(E::InvalidItem(ref i)) => Outcome::Error {
-            kind: if matches!(result, Err(E::MalformedBody(_))) {
-                "malformed-body"
-            } else {
-                "invalid-item"
-            },
+        Ok(None) => unreachable!("a malformed body returned above"),
+        Err(E::MalformedBody(i)) => {
+            panic!("item by item, the transform found a malformed body: {i}")
+        }
+        Err(E::InvalidItem(i)) => Outcome::Error {
+            kind: "invalid-item",
             at: Some((
                 source(i.source).to_owned(),
-                i.page,
                 i.item,
                 i.product_id.clone(),
                 i.field.clone(),
@@ -155,7 +183,7 @@ fn native(stock: &[&str], price_list: &[&str]) -> Outcome {
             product_id,
         }) => Outcome::Error {
             kind: "duplicate-key",
-            at: Some((source(s).to_owned(), 0, None, Some(product_id), None)),
+            at: Some((source(s).to_owned(), None, Some(product_id), None)),
             message: String::new(),
         },
         Err(E::Protocol(m)) => Outcome::Error {
@@ -185,16 +213,16 @@ async fn component(
                 ),
             }
         }
+        Err(failure @ TransformFailure::MalformedBody { .. }) => Outcome::Error {
+            kind: "malformed-body",
+            at: None,
+            message: failure.to_string(),
+        },
         Err(TransformFailure::Plugin(PluginError::Guest { error, .. })) => match *error {
             GuestError::MalformedBody(ref i) | GuestError::InvalidItem(ref i) => Outcome::Error {
-                kind: if matches!(*error, GuestError::MalformedBody(_)) {
-                    "malformed-body"
-                } else {
-                    "invalid-item"
-                },
+                kind: error.kind(),
                 at: Some((
                     source(i.source),
-                    i.page,
                     i.item,
                     i.product_id.clone(),
                     i.field.clone(),
@@ -203,7 +231,7 @@ async fn component(
             },
             GuestError::DuplicateKey(d) => Outcome::Error {
                 kind: "duplicate-key",
-                at: Some((source(d.source), 0, None, Some(d.product_id), None)),
+                at: Some((source(d.source), None, Some(d.product_id), None)),
                 message: String::new(),
             },
             GuestError::Protocol(m) => Outcome::Error {
@@ -282,7 +310,7 @@ async fn guest_errors_arrive_with_their_variant_and_the_plugin_named() {
         matches!(&**error, GuestError::DuplicateKey(d) if d.product_id == "1" && d.source == Source::PriceList),
         "{error:?}"
     );
-    assert!(who.starts_with("bitcram-transform 0.1.0 (sha256 "), "{who}");
+    assert!(who.starts_with("bitcram-transform 0.2.0 (sha256 "), "{who}");
     let message = err.to_string();
     assert!(
         message.contains("duplicate key: product 1 occurs more than once in the price-list body"),
@@ -311,7 +339,7 @@ async fn rows_stream_to_the_sink_in_batches_while_pages_arrive() {
         format!(r#"{{"items":[{}]}}"#, items.join(","))
     };
     let pages = [
-        (Source::Checkout, b"{}".to_vec()),
+        (Source::Checkout, br#"{"items":[]}"#.to_vec()),
         (Source::Stock, br#"{"items":[]}"#.to_vec()),
         (Source::PriceList, page(0, 1500).into_bytes()),
         (Source::PriceList, page(1500, 2500).into_bytes()),

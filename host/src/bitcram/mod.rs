@@ -31,6 +31,7 @@ use std::time::Duration;
 use reqwest::Url;
 
 pub use client::{BitcramClient, CallStats, Checkout, Download, Endpoint, Extract, PendingList};
+pub use envelope::split_list;
 pub use retry::MAX_RETRY_AFTER;
 pub use url::{check_base_url, parse_base_url};
 

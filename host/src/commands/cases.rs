@@ -269,8 +269,12 @@ fn guest_error(error: &anyhow::Error) -> Option<(&'static str, Option<String>)> 
     let failure = error
         .chain()
         .find_map(|c| c.downcast_ref::<TransformFailure>())?;
-    let TransformFailure::Plugin(PluginError::Guest { error, .. }) = failure else {
-        return None;
+    let error = match failure {
+        TransformFailure::Plugin(PluginError::Guest { error, .. }) => error,
+        // A plugin that takes items never sees a malformed body: the host
+        // refuses it, which is what the case expects.
+        TransformFailure::MalformedBody { .. } => return Some(("malformed-body", None)),
+        _ => return None,
     };
     let product_id = match &**error {
         GuestError::MalformedBody(e) | GuestError::InvalidItem(e) => e.product_id.clone(),

@@ -10,10 +10,11 @@ use crate::model::{Source, SourceCounts};
 pub struct InputError {
     /// The body the problem is in.
     pub source: Source,
-    /// The page of that body, counted from 0 in the order pushed.
-    pub page: u32,
-    /// The item's position in the page's `items` array, when the problem is
-    /// in one item.
+    /// The page of that body, counted from 0 in the order pushed, from a
+    /// plugin that takes pages (contract 0.1.0).
+    pub page: Option<u32>,
+    /// The item's position: in the page's `items` array (0.1.0), or among
+    /// the source's items (0.2.0), when the problem is in one item.
     pub item: Option<u32>,
     /// The item's product id, when it could be read.
     pub product_id: Option<String>,
@@ -85,7 +86,10 @@ impl From<&Summary> for SourceCounts {
 /// field where the plugin gave them.
 pub fn describe_guest_error(error: &GuestError) -> String {
     fn input(kind: &str, e: &InputError) -> String {
-        let mut s = format!("{kind} in the {} body, page {}", e.source.name(), e.page);
+        let mut s = format!("{kind} in the {} body", e.source.name());
+        if let Some(page) = e.page {
+            s += &format!(", page {page}");
+        }
         if let Some(item) = e.item {
             s += &format!(", item {item}");
         }

@@ -6,7 +6,7 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
-use super::{CONTRACT_PACKAGE, CONTRACT_VERSION};
+use super::{CONTRACT_PACKAGE, CONTRACT_VERSIONS};
 
 /// Interface families of WASI that a transform may import. Language
 /// runtimes link them even when the transform uses none (Rust's standard
@@ -53,12 +53,17 @@ pub(super) fn check_format(bytes: &[u8]) -> Result<(), String> {
     }
 }
 
-/// Checks that the component exports `bitcram:transform/transformer` at the
-/// supported version and imports nothing outside the contract. Returns the
-/// package version it was built against.
+/// The versions this host accepts, for messages: `bitcram:transform@0.1.0
+/// or @0.2.0`.
+fn supported() -> String {
+    format!("{CONTRACT_PACKAGE}@{}", CONTRACT_VERSIONS.join(" or @"))
+}
+
+/// Checks that the component exports `bitcram:transform/transformer` at a
+/// version this host accepts and imports nothing outside the contract (of
+/// that same version). Returns the package version it was built against.
 pub(super) fn check_contract(engine: &Engine, component: &Component) -> Result<String, String> {
     let ty = component.component_type();
-    let expected = format!("{CONTRACT_PACKAGE}/{EXPORTED_INTERFACE}@{CONTRACT_VERSION}");
 
     let mut found_versions = Vec::new();
     let mut instance_exports = Vec::new();
@@ -71,11 +76,19 @@ pub(super) fn check_contract(engine: &Engine, component: &Component) -> Result<S
             found_versions.push(version.to_owned());
         }
     }
-    if !instance_exports.contains(&expected) {
+    let Some(version) = found_versions
+        .iter()
+        .find(|version| CONTRACT_VERSIONS.contains(&version.as_str()))
+    else {
+        let expected = format!(
+            "{CONTRACT_PACKAGE}/{EXPORTED_INTERFACE}@{}",
+            CONTRACT_VERSIONS.join(" or @")
+        );
         return Err(match found_versions.first() {
             Some(version) => format!(
-                "it was built against {CONTRACT_PACKAGE}@{version}, but this host supports \
-                 {CONTRACT_PACKAGE}@{CONTRACT_VERSION} (expected the export {expected})"
+                "it was built against {CONTRACT_PACKAGE}@{version}, but this host supports {} \
+                 (expected the export {expected})",
+                supported()
             ),
             None if instance_exports.is_empty() => {
                 format!("it exports no interface; expected {expected}")
@@ -85,7 +98,7 @@ pub(super) fn check_contract(engine: &Engine, component: &Component) -> Result<S
                 instance_exports.join(", ")
             ),
         });
-    }
+    };
 
     for (name, _) in ty.imports(engine) {
         if ALLOWED_WASI_PREFIXES
@@ -96,17 +109,17 @@ pub(super) fn check_contract(engine: &Engine, component: &Component) -> Result<S
         }
         let allowed_contract_import = IMPORTED_INTERFACES
             .iter()
-            .any(|interface| contract_version(name, interface) == Some(CONTRACT_VERSION));
+            .any(|interface| contract_version(name, interface) == Some(version.as_str()));
         if allowed_contract_import {
             continue;
         }
-        if let Some(version) = IMPORTED_INTERFACES
+        if let Some(other) = IMPORTED_INTERFACES
             .iter()
             .find_map(|interface| contract_version(name, interface))
         {
             return Err(format!(
-                "it imports {name}, built against {CONTRACT_PACKAGE}@{version}, but this host supports \
-                 {CONTRACT_PACKAGE}@{CONTRACT_VERSION}"
+                "it imports {name}, built against {CONTRACT_PACKAGE}@{other}, but it exports \
+                 {CONTRACT_PACKAGE}/{EXPORTED_INTERFACE}@{version}: one component, one contract version"
             ));
         }
         return Err(format!(
@@ -116,7 +129,7 @@ pub(super) fn check_contract(engine: &Engine, component: &Component) -> Result<S
              anything else is refused)"
         ));
     }
-    Ok(CONTRACT_VERSION.to_owned())
+    Ok(version.clone())
 }
 
 /// `Some(version)` when `name` is `bitcram:transform/<interface>@<version>`.

@@ -9,6 +9,7 @@
 //! memory cap and a time budget enforced with epoch interruption.
 
 mod cache;
+mod error;
 mod file;
 mod gate;
 mod output;
@@ -21,9 +22,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use wasmtime::component::{Linker, ResourceAny};
-use wasmtime::{Config, Engine, Store, Trap};
+use wasmtime::{Config, Engine, Store};
 
 pub use cache::{CacheOutcome, CompileCache};
+use error::classify;
+pub use error::{PluginError, TrapCause};
 pub use file::{CACHE_ENTRY_MAX_BYTES, PLUGIN_FILE_MAX_BYTES};
 pub use state::PluginLimits;
 
@@ -35,13 +38,46 @@ mod contract;
 pub use contract::{DuplicateKey, GuestError, InputError, Summary, describe_guest_error};
 
 use crate::model::{Row, RunContext, Source};
-use bindings::v0_1::bitcram::transform::types::RunContext as GuestRunContext;
-use bindings::v0_1::{Transform as TransformBindings, TransformPre};
+use bindings::{v0_1, v0_2};
 
 /// The WIT package whose `transformer` interface a plugin must export.
 pub const CONTRACT_PACKAGE: &str = "bitcram:transform";
-/// The version of [`CONTRACT_PACKAGE`] this host implements.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+/// The versions of [`CONTRACT_PACKAGE`] this host implements, oldest first:
+/// `0.1.0` takes whole bodies, `0.2.0` takes items.
+pub const CONTRACT_VERSIONS: &[&str] = &["0.1.0", "0.2.0"];
+
+/// How a plugin takes its input: what its contract version says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feeding {
+    /// `0.1.0`: each page whole, through [`TransformSession::push`].
+    Pages,
+    /// `0.2.0`: the items of each list, through
+    /// [`TransformSession::push_items`] and [`TransformSession::end_source`].
+    Items,
+}
+
+/// A checked component ready to instantiate, by contract version.
+enum Pre {
+    V0_1(v0_1::TransformPre<StoreState>),
+    V0_2(v0_2::TransformPre<StoreState>),
+}
+
+/// An instance's exports, by contract version.
+enum Guest {
+    V0_1(v0_1::Transform),
+    V0_2(v0_2::Transform),
+}
+
+/// Runs `$body` with `$g` bound to the instance's exports, whatever their
+/// version: the calls are the same, their types are each version's own.
+macro_rules! on_guest {
+    ($guest:expr, $g:ident => $body:expr) => {
+        match $guest {
+            Guest::V0_1($g) => $body,
+            Guest::V0_2($g) => $body,
+        }
+    };
+}
 
 /// The default transform component, built from `plugins/bitcram-transform`
 /// by `host/build.rs` and embedded in the binary.
@@ -94,67 +130,6 @@ impl fmt::Display for PluginIdentity {
     }
 }
 
-/// Why a plugin failed; whose fault it is decides the variant.
-#[derive(Debug, thiserror::Error)]
-pub enum PluginError {
-    /// The component was refused by the gate: nothing ran.
-    #[error("plugin {plugin} refused: {reason}")]
-    Refused { plugin: String, reason: String },
-    /// The plugin returned an error: the input is bad, or the plugin thinks so.
-    /// `output` ends the message: the plugin's last lines of stdout and
-    /// stderr, or nothing.
-    #[error("plugin {plugin} returned an error: {}{output}", describe_guest_error(.error))]
-    Guest {
-        plugin: String,
-        error: Box<GuestError>,
-        output: String,
-    },
-    /// The sandbox stopped the plugin.
-    #[error("plugin {plugin} was stopped: {cause}{output}")]
-    Trapped {
-        plugin: String,
-        cause: TrapCause,
-        output: String,
-    },
-    /// Something failed on the host's side.
-    #[error(transparent)]
-    Host(#[from] anyhow::Error),
-}
-
-/// How the sandbox stopped a plugin.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TrapCause {
-    /// The plugin used up its time budget.
-    Deadline(Duration),
-    /// The plugin tried to grow its memory past the cap.
-    Memory { limit_bytes: usize },
-    /// Any other trap: a panic, an `unreachable`, an out-of-bounds access.
-    Trap(String),
-}
-
-impl fmt::Display for TrapCause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TrapCause::Deadline(budget) if budget.as_millis() < 1000 => write!(
-                f,
-                "it ran past its time limit of {} ms (--plugin-timeout)",
-                budget.as_millis()
-            ),
-            TrapCause::Deadline(budget) => write!(
-                f,
-                "it ran past its time limit of {:.1} s (--plugin-timeout)",
-                budget.as_secs_f64()
-            ),
-            TrapCause::Memory { limit_bytes } => write!(
-                f,
-                "it tried to use more than its memory limit of {} MiB (--plugin-memory-mb)",
-                limit_bytes / (1024 * 1024)
-            ),
-            TrapCause::Trap(what) => write!(f, "it crashed: {what}"),
-        }
-    }
-}
-
 /// The process's wasmtime engine, WASI linker and compile cache.
 pub struct PluginHost {
     engine: Engine,
@@ -178,12 +153,18 @@ impl PluginHost {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)
             .context("linking the WASI interfaces")?;
-        TransformBindings::add_to_linker::<StoreState, wasmtime::component::HasSelf<StoreState>>(
+        v0_1::Transform::add_to_linker::<StoreState, wasmtime::component::HasSelf<StoreState>>(
             &mut linker,
             |state| state,
         )
         .map_err(anyhow::Error::from)
-        .context("linking the bitcram:transform imports")?;
+        .context("linking the bitcram:transform@0.1.0 imports")?;
+        v0_2::Transform::add_to_linker::<StoreState, wasmtime::component::HasSelf<StoreState>>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(anyhow::Error::from)
+        .context("linking the bitcram:transform@0.2.0 imports")?;
         Ok(Self {
             engine,
             linker,
@@ -248,8 +229,12 @@ impl PluginHost {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| refused(format!("its imports do not match the contract: {e:#}")))?;
-        let pre = TransformPre::new(instance_pre)
-            .map_err(|e| refused(format!("its exports do not match the contract: {e:#}")))?;
+        let exports_differ =
+            |e: wasmtime::Error| refused(format!("its exports do not match the contract: {e:#}"));
+        let pre = match package_version.as_str() {
+            "0.1.0" => Pre::V0_1(v0_1::TransformPre::new(instance_pre).map_err(exports_differ)?),
+            _ => Pre::V0_2(v0_2::TransformPre::new(instance_pre).map_err(exports_differ)?),
+        };
 
         let mut plugin = Plugin {
             identity: Arc::new(PluginIdentity {
@@ -268,10 +253,11 @@ impl PluginHost {
             cache_outcome,
         };
         let (mut store, guest) = plugin.instantiate().await?;
-        let info = guest
+        let info = on_guest!(&guest, g => g
             .bitcram_transform_transformer()
             .call_info(&mut store)
-            .await;
+            .await
+            .map(|info| (info.name, info.version)));
         // `info()` is part of the gate: a plugin that cannot say who it is
         // is refused (exit 3), with what went wrong.
         let info = match info {
@@ -285,12 +271,13 @@ impl PluginHost {
                 return Err(refused(format!("its `info` failed: {why}")));
             }
         };
-        if info.name.trim().is_empty() {
+        let (name, version) = info;
+        if name.trim().is_empty() {
             return Err(refused("its `info` returned an empty name".to_owned()));
         }
         let identity = Arc::make_mut(&mut plugin.identity);
-        identity.name = info.name;
-        identity.version = info.version;
+        identity.name = name;
+        identity.version = version;
         Ok(plugin)
     }
 }
@@ -313,7 +300,7 @@ fn start_epoch_ticker(engine: &Engine) {
 /// A component that passed the gate, ready to run transforms.
 pub struct Plugin {
     identity: Arc<PluginIdentity>,
-    pre: TransformPre<StoreState>,
+    pre: Pre,
     engine: Engine,
     limits: PluginLimits,
     cache_outcome: CacheOutcome,
@@ -325,12 +312,20 @@ impl Plugin {
         &self.identity
     }
 
+    /// How it takes its input.
+    pub fn feeding(&self) -> Feeding {
+        match self.pre {
+            Pre::V0_1(_) => Feeding::Pages,
+            Pre::V0_2(_) => Feeding::Items,
+        }
+    }
+
     /// Whether its compiled code came from the cache.
     pub fn cache_outcome(&self) -> CacheOutcome {
         self.cache_outcome
     }
 
-    async fn instantiate(&self) -> Result<(Store<StoreState>, TransformBindings), PluginError> {
+    async fn instantiate(&self) -> Result<(Store<StoreState>, Guest), PluginError> {
         let mut store = Store::new(
             &self.engine,
             StoreState::new(self.limits, Arc::clone(&self.identity)),
@@ -339,7 +334,10 @@ impl Plugin {
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|cx| Ok(cx.data().on_epoch()));
         store.data_mut().start_call();
-        let result = self.pre.instantiate_async(&mut store).await;
+        let result = match &self.pre {
+            Pre::V0_1(pre) => pre.instantiate_async(&mut store).await.map(Guest::V0_1),
+            Pre::V0_2(pre) => pre.instantiate_async(&mut store).await.map(Guest::V0_2),
+        };
         store.data_mut().end_call();
         match result {
             Ok(guest) => Ok((store, guest)),
@@ -352,11 +350,11 @@ impl Plugin {
     pub async fn start(&self, context: &RunContext) -> Result<TransformSession, PluginError> {
         let (mut store, guest) = self.instantiate().await?;
         store.data_mut().start_call();
-        let resource = guest
+        let resource = on_guest!(&guest, g => g
             .bitcram_transform_transformer()
             .transform()
-            .call_constructor(&mut store, &GuestRunContext::from(context))
-            .await;
+            .call_constructor(&mut store, &context.into())
+            .await);
         store.data_mut().end_call();
         let resource = resource.map_err(|e| classify(&store, e, &self.identity.to_string()))?;
         Ok(TransformSession {
@@ -373,51 +371,96 @@ impl Plugin {
 /// entered again.
 pub struct TransformSession {
     store: Store<StoreState>,
-    guest: TransformBindings,
+    guest: Guest,
     resource: ResourceAny,
     plugin: String,
     failed: bool,
 }
 
 impl TransformSession {
-    /// Hands one page to the plugin, which takes its own copy.
+    /// Hands one page to a plugin that takes pages ([`Feeding::Pages`]),
+    /// which takes its own copy.
     pub async fn push(&mut self, source: Source, page: &[u8]) -> Result<(), PluginError> {
         self.check_usable()?;
+        let Guest::V0_1(guest) = &self.guest else {
+            return Err(self.misfed("push"));
+        };
         self.store.data_mut().start_call();
-        let result = self
-            .guest
+        let result = guest
             .bitcram_transform_transformer()
             .transform()
             .call_push(&mut self.store, self.resource, source.into(), page)
             .await;
-        self.settle(result)
+        self.settle(result.map(|r| r.map_err(GuestError::from)))
+    }
+
+    /// Hands the next items of `source` to a plugin that takes items
+    /// ([`Feeding::Items`]).
+    pub async fn push_items(
+        &mut self,
+        source: Source,
+        items: Vec<String>,
+    ) -> Result<(), PluginError> {
+        self.check_usable()?;
+        let Guest::V0_2(guest) = &self.guest else {
+            return Err(self.misfed("push-items"));
+        };
+        self.store.data_mut().start_call();
+        let result = guest
+            .bitcram_transform_transformer()
+            .transform()
+            .call_push_items(&mut self.store, self.resource, source.into(), &items)
+            .await;
+        self.settle(result.map(|r| r.map_err(GuestError::from)))
+    }
+
+    /// Tells a plugin that takes items that `source` has no more.
+    pub async fn end_source(&mut self, source: Source) -> Result<(), PluginError> {
+        self.check_usable()?;
+        let Guest::V0_2(guest) = &self.guest else {
+            return Err(self.misfed("end-source"));
+        };
+        self.store.data_mut().start_call();
+        let result = guest
+            .bitcram_transform_transformer()
+            .transform()
+            .call_end_source(&mut self.store, self.resource, source.into())
+            .await;
+        self.settle(result.map(|r| r.map_err(GuestError::from)))
     }
 
     /// Says all input has been pushed.
     pub async fn finish(&mut self) -> Result<Summary, PluginError> {
         self.check_usable()?;
         self.store.data_mut().start_call();
-        let result = self
-            .guest
+        let result = on_guest!(&self.guest, g => g
             .bitcram_transform_transformer()
             .transform()
             .call_finish(&mut self.store, self.resource)
-            .await;
-        self.settle(result).map(Summary::from)
+            .await
+            .map(|r| r.map(Summary::from).map_err(GuestError::from)));
+        self.settle(result)
     }
 
     /// Up to `max_rows` rows; after [`finish`](Self::finish), empty means done.
     pub async fn next_batch(&mut self, max_rows: u32) -> Result<Vec<Row>, PluginError> {
         self.check_usable()?;
         self.store.data_mut().start_call();
-        let result = self
-            .guest
+        let result = on_guest!(&self.guest, g => g
             .bitcram_transform_transformer()
             .transform()
             .call_next_batch(&mut self.store, self.resource, max_rows)
-            .await;
-        let rows = self.settle(result)?;
-        Ok(rows.into_iter().map(Row::from).collect())
+            .await
+            .map(|r| r.map(|rows| rows.into_iter().map(Row::from).collect::<Vec<_>>()).map_err(GuestError::from)));
+        self.settle(result)
+    }
+
+    /// A call the plugin's contract version does not have: the host's bug.
+    fn misfed(&self, call: &str) -> PluginError {
+        PluginError::Host(anyhow::anyhow!(
+            "plugin {} has no `{call}` in its contract version",
+            self.plugin
+        ))
     }
 
     /// The largest the plugin's memory grew to, in bytes.
@@ -440,64 +483,21 @@ impl TransformSession {
         Ok(())
     }
 
-    fn settle<T, E: Into<GuestError>>(
+    fn settle<T>(
         &mut self,
-        result: wasmtime::Result<Result<T, E>>,
+        result: wasmtime::Result<Result<T, GuestError>>,
     ) -> Result<T, PluginError> {
         self.store.data_mut().end_call();
         let outcome = match result {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(error)) => PluginError::Guest {
                 plugin: self.plugin.clone(),
-                error: Box::new(error.into()),
+                error: Box::new(error),
                 output: self.store.data().output.tail_suffix(),
             },
             Err(e) => classify(&self.store, e, &self.plugin),
         };
         self.failed = true;
         Err(outcome)
-    }
-}
-
-/// Sorts a failed call into memory cap, deadline, other trap, or host error.
-fn classify(store: &Store<StoreState>, error: wasmtime::Error, plugin: &str) -> PluginError {
-    let state = store.data();
-    let plugin = plugin.to_owned();
-    let output = state.output.tail_suffix();
-    if let Some(limit_bytes) = state.limiter.denied_limit() {
-        return PluginError::Trapped {
-            plugin,
-            cause: TrapCause::Memory { limit_bytes },
-            output,
-        };
-    }
-    match error.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => PluginError::Trapped {
-            plugin,
-            cause: TrapCause::Deadline(state.budget()),
-            output,
-        },
-        Some(trap) => {
-            let mut what = trap.to_string();
-            if let Some(trace) = error.downcast_ref::<wasmtime::WasmBacktrace>() {
-                let frames: Vec<&str> = trace
-                    .frames()
-                    .iter()
-                    .filter_map(|frame| frame.func_name())
-                    .take(4)
-                    .collect();
-                if !frames.is_empty() {
-                    what += &format!(" (in {})", frames.join(" <- "));
-                }
-            }
-            PluginError::Trapped {
-                plugin,
-                cause: TrapCause::Trap(what),
-                output,
-            }
-        }
-        None => PluginError::Host(
-            anyhow::Error::from(error).context(format!("calling plugin {plugin}")),
-        ),
     }
 }

@@ -10,6 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::PluginIdentity;
 use super::bindings::v0_1::bitcram::transform::{log, types};
+use super::bindings::v0_2::bitcram::transform as v0_2;
 use super::output::{GuestOutput, Stream};
 
 /// Longest log message kept from a plugin; the rest is cut.
@@ -158,6 +159,22 @@ impl log::Host for StoreState {
             log::Level::Error => tracing::error!(plugin, "{message}"),
         }
         Ok(())
+    }
+}
+
+impl v0_2::types::Host for StoreState {}
+
+impl v0_2::log::Host for StoreState {
+    async fn log(&mut self, level: v0_2::log::Level, message: String) -> wasmtime::Result<()> {
+        use v0_2::log::Level as L;
+        let level = match level {
+            L::Trace => log::Level::Trace,
+            L::Debug => log::Level::Debug,
+            L::Info => log::Level::Info,
+            L::Warn => log::Level::Warn,
+            L::Error => log::Level::Error,
+        };
+        log::Host::log(self, level, message).await
     }
 }
 

@@ -1,9 +1,10 @@
-//! `wit-bindgen` glue: the WIT `transformer` interface over [`crate::Transform`].
+//! `wit-bindgen` glue: the WIT `transformer` interface of
+//! `bitcram:transform@0.2.0` (item by item) over [`crate::Transform`].
 
 use std::cell::RefCell;
 
 wit_bindgen::generate!({
-    path: "../../wit/0.1.0",
+    path: "../../wit/0.2.0",
     world: "transform",
 });
 
@@ -41,10 +42,21 @@ impl GuestTransform for TransformResource {
         Self(RefCell::new(crate::Transform::new()))
     }
 
-    fn push(&self, source: wit::Source, page: Vec<u8>) -> Result<(), wit::TransformError> {
+    fn push_items(
+        &self,
+        source: wit::Source,
+        items: Vec<String>,
+    ) -> Result<(), wit::TransformError> {
         self.0
             .borrow_mut()
-            .push(source.into(), page)
+            .push_items(source.into(), items)
+            .map_err(Into::into)
+    }
+
+    fn end_source(&self, source: wit::Source) -> Result<(), wit::TransformError> {
+        self.0
+            .borrow_mut()
+            .end_source(source.into())
             .map_err(Into::into)
     }
 
@@ -100,12 +112,11 @@ impl From<crate::Source> for wit::Source {
     }
 }
 
-impl From<crate::InputError> for wit::InputError {
+impl From<crate::InputError> for wit::ItemError {
     fn from(e: crate::InputError) -> Self {
-        wit::InputError {
+        wit::ItemError {
             source: e.source.into(),
-            page: e.page,
-            item: e.item,
+            item: e.item.unwrap_or(0),
             product_id: e.product_id,
             field: e.field,
             message: e.message,
@@ -116,7 +127,9 @@ impl From<crate::InputError> for wit::InputError {
 impl From<crate::TransformError> for wit::TransformError {
     fn from(e: crate::TransformError) -> Self {
         match e {
-            crate::TransformError::MalformedBody(e) => wit::TransformError::MalformedBody(e.into()),
+            // Item by item, the host checks every envelope: a malformed body
+            // never reaches this transform.
+            crate::TransformError::MalformedBody(e) => wit::TransformError::Other(e.to_string()),
             crate::TransformError::InvalidItem(e) => wit::TransformError::InvalidItem(e.into()),
             crate::TransformError::DuplicateKey { source, product_id } => {
                 wit::TransformError::DuplicateKey(wit::DuplicateKey {

@@ -2,8 +2,9 @@
 //!
 //! The logic lives in [`merge`] as plain Rust with native unit tests; the
 //! component glue (built only for `wasm32`) adapts it to the
-//! `bitcram:transform@0.1.0` WIT world.
+//! `bitcram:transform@0.2.0` WIT world (items, one JSON text each).
 
+mod data;
 mod merge;
 
 pub use merge::{InputError, Row, Source, Summary, Transform, TransformError};

@@ -24,8 +24,10 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::ops::Range;
 
+use crate::data::{canonical_id, item_data, parse_balance, snippet};
+
 use serde::Deserialize;
-use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, IgnoredAny};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -143,7 +145,23 @@ pub struct Transform {
     /// stock items that match no product.
     price_list_ids: HashSet<u64>,
     pending: std::collections::VecDeque<PriceListPage>,
+    /// Item by item: the sources ended so far (a prefix of [`SOURCES`]), the
+    /// items pushed per source, and the rows made and not yet taken.
+    ended: usize,
+    items_seen: HashMap<Source, u32>,
+    ready: std::collections::VecDeque<Row>,
+    /// Whether input came as pages or as items: one run takes one kind.
+    mode: Option<Mode>,
     summary: Summary,
+}
+
+/// The sources in the order they are pushed and ended.
+const SOURCES: [Source; 3] = [Source::Checkout, Source::Stock, Source::PriceList];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Pages,
+    Items,
 }
 
 impl Transform {
@@ -159,6 +177,7 @@ impl Transform {
                 "a {source} page was pushed after finish"
             )));
         }
+        self.set_mode(Mode::Pages)?;
         if let Some(last) = self.last_source
             && source < last
         {
@@ -186,34 +205,35 @@ impl Transform {
     fn push_stock(&mut self, at: Locator, page: &str) -> Result<(), TransformError> {
         let items = parse_envelope(at, page)?;
         for (index, raw) in items.iter().enumerate() {
-            let item = at.item(index);
-            item.expect_object(raw)?;
-            let stock: StockItem = serde_json::from_str(raw.get())
-                .map_err(|e| item.invalid(None, None, format!("not a stock item: {e}")))?;
-            let id = stock.product_id(&item)?;
-            let balance = match &stock.product_balance {
-                None => {
-                    return Err(item.invalid(
-                        Some(id),
-                        Some("product_balance"),
-                        "missing".to_owned(),
-                    ));
-                }
-                Some(Value::Null) => {
-                    self.summary.null_balances += 1;
-                    0
-                }
-                Some(value) => parse_balance(value)
-                    .map_err(|message| item.invalid(Some(id), Some("product_balance"), message))?,
-            };
-            if self.stock.insert(id, balance).is_some() {
-                return Err(TransformError::DuplicateKey {
-                    source: Source::Stock,
-                    product_id: id.to_string(),
-                });
-            }
-            self.summary.stock_items += 1;
+            self.stock_item(at.item(index), raw.get())?;
         }
+        Ok(())
+    }
+
+    /// Adds one stock item's balance.
+    fn stock_item(&mut self, item: ItemLocator, raw: &str) -> Result<(), TransformError> {
+        item.expect_object(raw)?;
+        let stock: StockItem = serde_json::from_str(raw)
+            .map_err(|e| item.invalid(None, None, format!("not a stock item: {e}")))?;
+        let id = stock.product_id(&item)?;
+        let balance = match &stock.product_balance {
+            None => {
+                return Err(item.invalid(Some(id), Some("product_balance"), "missing".to_owned()));
+            }
+            Some(Value::Null) => {
+                self.summary.null_balances += 1;
+                0
+            }
+            Some(value) => parse_balance(value)
+                .map_err(|message| item.invalid(Some(id), Some("product_balance"), message))?,
+        };
+        if self.stock.insert(id, balance).is_some() {
+            return Err(TransformError::DuplicateKey {
+                source: Source::Stock,
+                product_id: id.to_string(),
+            });
+        }
+        self.summary.stock_items += 1;
         Ok(())
     }
 
@@ -222,22 +242,7 @@ impl Transform {
         let base = page.as_ptr() as usize;
         let mut indexed = Vec::with_capacity(items.len());
         for (index, raw) in items.iter().enumerate() {
-            let item = at.item(index);
-            item.expect_object(raw)?;
-            let head: PriceListItemId = serde_json::from_str(raw.get()).map_err(|e| {
-                item.invalid(None, None, format!("not a price-list item object: {e}"))
-            })?;
-            let id = match head.product_id {
-                Some(value) => canonical_id(&value)
-                    .map_err(|message| item.invalid(None, Some("product_id"), message))?,
-                None => return Err(item.invalid(None, Some("product_id"), "missing".to_owned())),
-            };
-            if !self.price_list_ids.insert(id) {
-                return Err(TransformError::DuplicateKey {
-                    source: Source::PriceList,
-                    product_id: id.to_string(),
-                });
-            }
+            let id = self.price_list_id(at.item(index), raw.get())?;
             // `raw` borrows from `page`; keep its place so the page can be
             // stored without self-references.
             let start = raw.get().as_ptr() as usize - base;
@@ -255,12 +260,104 @@ impl Transform {
         Ok(())
     }
 
+    /// Reads one price-list item's product id, refusing one seen before.
+    fn price_list_id(&mut self, item: ItemLocator, raw: &str) -> Result<u64, TransformError> {
+        item.expect_object(raw)?;
+        let head: PriceListItemId = serde_json::from_str(raw)
+            .map_err(|e| item.invalid(None, None, format!("not a price-list item object: {e}")))?;
+        let id = match head.product_id {
+            Some(value) => canonical_id(&value)
+                .map_err(|message| item.invalid(None, Some("product_id"), message))?,
+            None => return Err(item.invalid(None, Some("product_id"), "missing".to_owned())),
+        };
+        if !self.price_list_ids.insert(id) {
+            return Err(TransformError::DuplicateKey {
+                source: Source::PriceList,
+                product_id: id.to_string(),
+            });
+        }
+        Ok(id)
+    }
+
+    /// Takes the next items of `source`, each one JSON value as text (the
+    /// item-by-item contract). Stock items go into the balance map;
+    /// price-list items become rows at once, since every stock item came
+    /// before them; checkout items are not needed.
+    pub fn push_items(&mut self, source: Source, items: Vec<String>) -> Result<(), TransformError> {
+        self.expect_open(source, "items were pushed")?;
+        let seen = self.items_seen.entry(source).or_insert(0);
+        let first = *seen as usize;
+        *seen = seen.saturating_add(u32::try_from(items.len()).unwrap_or(u32::MAX));
+        let at = Locator { source, page: 0 };
+        for (n, raw) in items.into_iter().enumerate() {
+            let item = at.item(first + n);
+            match source {
+                Source::Checkout => {}
+                Source::Stock => self.stock_item(item, &raw)?,
+                Source::PriceList => {
+                    let id = self.price_list_id(item, &raw)?;
+                    self.summary.price_list_items += 1;
+                    self.ready.push_back(Row {
+                        id: id.to_string(),
+                        data: item_data(&raw),
+                        stock: self.stock.get(&id).copied().unwrap_or(0),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Says that every item of `source` has been pushed.
+    pub fn end_source(&mut self, source: Source) -> Result<(), TransformError> {
+        self.expect_open(source, "was ended")?;
+        self.ended += 1;
+        Ok(())
+    }
+
+    /// Item by item, `source` must be the first source not yet ended.
+    fn expect_open(&mut self, source: Source, what: &str) -> Result<(), TransformError> {
+        if self.finished {
+            return Err(TransformError::Protocol(format!(
+                "{source}: {what} after finish"
+            )));
+        }
+        self.set_mode(Mode::Items)?;
+        match SOURCES.get(self.ended) {
+            Some(open) if *open == source => Ok(()),
+            Some(open) => Err(TransformError::Protocol(format!(
+                "{source}: {what} while {open} was not yet ended; push and end checkout, then stock, then price list"
+            ))),
+            None => Err(TransformError::Protocol(format!(
+                "{source}: {what} after every source had ended"
+            ))),
+        }
+    }
+
+    fn set_mode(&mut self, mode: Mode) -> Result<(), TransformError> {
+        match self.mode {
+            Some(current) if current != mode => Err(TransformError::Protocol(
+                "pages and items were mixed in one transform".to_owned(),
+            )),
+            _ => {
+                self.mode = Some(mode);
+                Ok(())
+            }
+        }
+    }
+
     /// Ends the input and returns the run's counts.
     pub fn finish(&mut self) -> Result<Summary, TransformError> {
         if self.finished {
             return Err(TransformError::Protocol(
                 "finish was called twice".to_owned(),
             ));
+        }
+        if self.mode == Some(Mode::Items) && self.ended < SOURCES.len() {
+            return Err(TransformError::Protocol(format!(
+                "finish was called before {} was ended",
+                SOURCES[self.ended]
+            )));
         }
         self.finished = true;
         self.summary.rows = self.summary.price_list_items;
@@ -274,11 +371,16 @@ impl Transform {
 
     /// Up to `max_rows` rows, in price-list order; empty when none is ready.
     pub fn next_batch(&mut self, max_rows: usize) -> Result<Vec<Row>, TransformError> {
-        if !self.finished && self.last_source != Some(Source::PriceList) {
+        if !self.finished
+            && self.mode == Some(Mode::Pages)
+            && self.last_source != Some(Source::PriceList)
+        {
             // Rows depend on every stock page: none is ready before the price list.
             return Ok(Vec::new());
         }
         let mut rows = Vec::with_capacity(max_rows.min(4096));
+        let take = max_rows.min(self.ready.len());
+        rows.extend(self.ready.drain(..take));
         while rows.len() < max_rows {
             let Some(page) = self.pending.front_mut() else {
                 break;
@@ -336,15 +438,11 @@ impl Locator {
 
 impl ItemLocator {
     /// Serde would also read a struct from a JSON array: items must be objects.
-    fn expect_object(self, raw: &RawValue) -> Result<(), TransformError> {
-        if raw.get().starts_with('{') {
+    fn expect_object(self, raw: &str) -> Result<(), TransformError> {
+        if raw.starts_with('{') {
             Ok(())
         } else {
-            Err(self.invalid(
-                None,
-                None,
-                format!("not a JSON object: {}", snippet(raw.get())),
-            ))
+            Err(self.invalid(None, None, format!("not a JSON object: {}", snippet(raw))))
         }
     }
 
@@ -470,176 +568,4 @@ impl StockItem {
             )),
         }
     }
-}
-
-/// The start of a piece of JSON, for error messages.
-fn snippet(json: &str) -> &str {
-    match json.char_indices().nth(40) {
-        Some((end, _)) => &json[..end],
-        None => json,
-    }
-}
-
-/// A product id: a non-negative whole number, or a string of digits (its
-/// canonical text is the number's decimal form).
-fn canonical_id(value: &Value) -> Result<u64, String> {
-    match value {
-        Value::Number(n) => n
-            .as_u64()
-            .ok_or_else(|| format!("{n} is not a whole non-negative number")),
-        Value::String(s) => {
-            let digits = s.trim();
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(format!("{s:?} is not a numeric id"));
-            }
-            digits
-                .parse::<u64>()
-                .map_err(|_| format!("{s:?} is too large for a product id"))
-        }
-        other => Err(format!("{other} is not a number or a numeric string")),
-    }
-}
-
-/// A balance truncated toward zero. Numbers and numeric strings are accepted
-/// (guess: the API has only been seen sending numbers; a string of digits
-/// loses nothing when read as one).
-fn parse_balance(value: &Value) -> Result<i64, String> {
-    let float = match value {
-        Value::Number(n) => {
-            if let Some(whole) = n.as_i64() {
-                return Ok(whole);
-            }
-            n.as_f64()
-        }
-        Value::String(s) => s.trim().parse::<f64>().ok(),
-        _ => None,
-    };
-    match float {
-        // i64::MIN and MAX are not exact in f64: stay strictly inside them.
-        Some(f) if f.is_finite() && f.abs() < 9.2e18 => Ok(f.trunc() as i64),
-        _ => Err(format!("{value} is not a usable number")),
-    }
-}
-
-/// The item without `product_id`, compact, every other member as it came.
-fn item_data(item: &str) -> String {
-    let mut out = String::with_capacity(item.len());
-    let mut de = serde_json::Deserializer::from_str(item);
-    // The item was already parsed once when its page was pushed: it is valid.
-    de::Deserializer::deserialize_map(&mut de, DataWriter { out: &mut out })
-        .expect("price-list item was validated when its page was pushed");
-    out
-}
-
-struct DataWriter<'o> {
-    out: &'o mut String,
-}
-
-impl<'de> Visitor<'de> for DataWriter<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a price-list item object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        self.out.push('{');
-        let mut first = true;
-        // Keys are borrowed from the page unless they hold escapes: one
-        // allocation less per field, which the guest's allocator feels.
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            let value: &'de RawValue = map.next_value()?;
-            if key.0 == "product_id" {
-                continue;
-            }
-            if !first {
-                self.out.push(',');
-            }
-            first = false;
-            match &key.0 {
-                // A key borrowed from the page holds no escapes, and a valid
-                // page holds no raw control characters: it is written as is.
-                std::borrow::Cow::Borrowed(key) => {
-                    self.out.push('"');
-                    self.out.push_str(key);
-                    self.out.push('"');
-                }
-                std::borrow::Cow::Owned(key) => push_json_string(self.out, key),
-            }
-            self.out.push(':');
-            let value = value.get();
-            if value.starts_with(['{', '[']) {
-                push_compact(self.out, value);
-            } else {
-                // A scalar is one token: no whitespace to leave out.
-                self.out.push_str(value);
-            }
-        }
-        self.out.push('}');
-        Ok(())
-    }
-}
-
-/// A map key, borrowed from the input when it can be.
-struct Key<'de>(std::borrow::Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a key")
-            }
-
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(std::borrow::Cow::Borrowed(v)))
-            }
-
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(std::borrow::Cow::Owned(v.to_owned())))
-            }
-        }
-
-        deserializer.deserialize_str(KeyVisitor)
-    }
-}
-
-/// Writes `s` as a JSON string literal.
-fn push_json_string(out: &mut String, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push('"');
-        out.push_str(s);
-        out.push('"');
-    } else {
-        out.push_str(&serde_json::to_string(s).expect("a string always serializes"));
-    }
-}
-
-/// Copies valid JSON text, leaving out whitespace outside strings.
-fn push_compact(out: &mut String, json: &str) {
-    let bytes = json.as_bytes();
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut run_start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
-            // Whitespace is ASCII: slicing around it keeps UTF-8 intact.
-            out.push_str(&json[run_start..i]);
-            run_start = i + 1;
-        } else if b == b'"' {
-            in_string = true;
-        }
-    }
-    out.push_str(&json[run_start..]);
 }

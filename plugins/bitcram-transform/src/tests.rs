@@ -3,11 +3,40 @@
 
 use crate::{InputError, Row, Source, Transform, TransformError};
 
-/// Runs a whole transform: one checkout page, the stock pages, the price-list
-/// pages; returns every row and the summary.
+const CHECKOUT: &str = r#"{"items":[{"id":17}]}"#;
+
+/// Runs a whole transform page by page: one checkout page, the stock pages,
+/// the price-list pages; returns every row and the summary. Where every page
+/// is a list, also runs it item by item (two items per call, as the host of
+/// the item-by-item contract would push them) and checks that it gives the
+/// same rows and summary, or the same error but for where it was found.
 fn run(stock: &[&str], price_list: &[&str]) -> Result<(Vec<Row>, crate::Summary), TransformError> {
+    let by_pages = run_pages(stock, price_list);
+    // A body that is not a complete list never reaches an item-by-item
+    // transform: the host refuses it.
+    if matches!(by_pages, Err(TransformError::MalformedBody(_))) {
+        return by_pages;
+    }
+    if let Some(by_items) = run_items(stock, price_list) {
+        match (&by_pages, &by_items) {
+            (Ok(pages), Ok(items)) => assert_eq!(pages, items, "item by item"),
+            (Err(pages), Err(items)) => assert_eq!(
+                without_position(pages.clone()),
+                without_position(items.clone()),
+                "item by item"
+            ),
+            _ => panic!("by pages {by_pages:?}, item by item {by_items:?}"),
+        }
+    }
+    by_pages
+}
+
+fn run_pages(
+    stock: &[&str],
+    price_list: &[&str],
+) -> Result<(Vec<Row>, crate::Summary), TransformError> {
     let mut t = Transform::new();
-    t.push(Source::Checkout, br#"{"items":[{"id":17}]}"#.to_vec())?;
+    t.push(Source::Checkout, CHECKOUT.as_bytes().to_vec())?;
     for page in stock {
         t.push(Source::Stock, page.as_bytes().to_vec())?;
     }
@@ -15,6 +44,67 @@ fn run(stock: &[&str], price_list: &[&str]) -> Result<(Vec<Row>, crate::Summary)
         t.push(Source::PriceList, page.as_bytes().to_vec())?;
     }
     let summary = t.finish()?;
+    drain(&mut t, summary)
+}
+
+/// The items of a list page, each as its text; `None` for a page the host
+/// would refuse (not a list).
+fn items(page: &str) -> Option<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    struct List<'a> {
+        #[serde(borrow)]
+        items: Vec<&'a serde_json::value::RawValue>,
+    }
+    let list: List<'_> = serde_json::from_str(page).ok()?;
+    Some(list.items.iter().map(|raw| raw.get().to_owned()).collect())
+}
+
+fn run_items(
+    stock: &[&str],
+    price_list: &[&str],
+) -> Option<Result<(Vec<Row>, crate::Summary), TransformError>> {
+    let mut sources = Vec::new();
+    for (source, pages) in [
+        (Source::Checkout, &[CHECKOUT][..]),
+        (Source::Stock, stock),
+        (Source::PriceList, price_list),
+    ] {
+        let mut all = Vec::new();
+        for page in pages {
+            all.extend(items(page)?);
+        }
+        sources.push((source, all));
+    }
+    let mut t = Transform::new();
+    let go = || {
+        for (source, items) in sources {
+            for pair in items.chunks(2) {
+                t.push_items(source, pair.to_vec())?;
+            }
+            t.end_source(source)?;
+        }
+        let summary = t.finish()?;
+        drain(&mut t, summary)
+    };
+    Some(go())
+}
+
+/// An error with its page and item positions blanked.
+fn without_position(error: TransformError) -> TransformError {
+    match error {
+        TransformError::InvalidItem(e) => TransformError::InvalidItem(InputError {
+            page: 0,
+            item: None,
+            ..e
+        }),
+        other => other,
+    }
+}
+
+fn drain(
+    t: &mut Transform,
+    summary: crate::Summary,
+) -> Result<(Vec<Row>, crate::Summary), TransformError> {
     let mut rows = Vec::new();
     loop {
         let batch = t.next_batch(2)?;
@@ -426,4 +516,67 @@ fn a_page_that_is_not_utf8_is_malformed() {
         )
         .unwrap_err();
     assert!(matches!(err, TransformError::MalformedBody(_)), "{err:?}");
+}
+
+#[test]
+fn item_by_item_positions_count_on_across_calls_and_rows_come_at_once() {
+    let mut t = Transform::new();
+    t.end_source(Source::Checkout).unwrap();
+    t.push_items(
+        Source::Stock,
+        vec![r#"{"product_id":1,"product_balance":4}"#.into()],
+    )
+    .unwrap();
+    t.end_source(Source::Stock).unwrap();
+    t.push_items(Source::PriceList, vec![r#"{"product_id":1,"a":1}"#.into()])
+        .unwrap();
+    // The row is final as soon as its item arrived.
+    assert_eq!(t.next_batch(10).unwrap(), vec![row("1", r#"{"a":1}"#, 4)]);
+    let err = t
+        .push_items(
+            Source::PriceList,
+            vec![r#"{"product_id":2}"#.into(), r#"{"name":"x"}"#.into()],
+        )
+        .unwrap_err();
+    let e = input_error(err);
+    assert_eq!((e.source, e.item), (Source::PriceList, Some(2)));
+    assert_eq!(e.field.as_deref(), Some("product_id"));
+}
+
+#[test]
+fn item_by_item_sources_are_pushed_and_ended_in_order() {
+    let protocol = |err: TransformError| match err {
+        TransformError::Protocol(m) => m,
+        other => panic!("expected a protocol error, got {other:?}"),
+    };
+    let mut t = Transform::new();
+    let m = protocol(t.push_items(Source::Stock, vec![]).unwrap_err());
+    assert!(m.contains("while checkout was not yet ended"), "{m}");
+
+    let mut t = Transform::new();
+    t.end_source(Source::Checkout).unwrap();
+    let m = protocol(t.end_source(Source::Checkout).unwrap_err());
+    assert!(
+        m.contains("checkout: was ended while stock was not yet ended"),
+        "{m}"
+    );
+
+    let mut t = Transform::new();
+    t.end_source(Source::Checkout).unwrap();
+    t.end_source(Source::Stock).unwrap();
+    let m = protocol(t.finish().unwrap_err());
+    assert_eq!(m, "finish was called before price list was ended");
+    t.end_source(Source::PriceList).unwrap();
+    let m = protocol(t.end_source(Source::PriceList).unwrap_err());
+    assert!(m.contains("after every source had ended"), "{m}");
+    let summary = t.finish().unwrap();
+    assert_eq!(summary.rows, 0);
+    let m = protocol(t.push_items(Source::PriceList, vec![]).unwrap_err());
+    assert!(m.contains("after finish"), "{m}");
+
+    let mut t = Transform::new();
+    t.push(Source::Checkout, CHECKOUT.as_bytes().to_vec())
+        .unwrap();
+    let m = protocol(t.end_source(Source::Checkout).unwrap_err());
+    assert_eq!(m, "pages and items were mixed in one transform");
 }

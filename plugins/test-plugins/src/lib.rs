@@ -6,7 +6,8 @@
 //! - `panic`: `push` panics (reported as a crash, with the plugin named);
 //! - `sneaky`: imports `wasi:http/handler` (the gate must refuse
 //!   it before it runs);
-//! - `future`: built against `bitcram:transform@0.2.0` (refused at the gate);
+//! - `future`: built against `bitcram:transform@0.3.0`, a version this host
+//!   does not know (refused at the gate);
 //! - `rogue`: runs, but emits the rows its price-list page spells out, one
 //!   per line as `id<TAB>data`, unchecked (the host must refuse bad rows); a
 //!   line `#lie` makes its summary announce one row more than it returns,
@@ -257,7 +258,7 @@ mod rogue {
 mod future {
     wit_bindgen::generate!({
         inline: r#"
-            package bitcram:transform@0.2.0;
+            package bitcram:transform@0.3.0;
 
             interface transformer {
                 info: func() -> string;
