@@ -16,9 +16,17 @@
 //!   `total` larger than the items it carries is an error, and so is an item
 //!   without a usable product id.
 //!
-//! Memory: a price-list page is kept as the bytes it came in, with the range
-//! and id of each item; rows are built only when asked for, a batch at a time,
-//! and a page's bytes are freed as soon as its last row has been handed out.
+//! Input comes either page by page ([`Transform::push`], contract 0.1.0) or
+//! item by item ([`Transform::push_items`] and [`Transform::end_source`],
+//! contract 0.2.0, which the component exports); the rules are the same.
+//!
+//! Memory: item by item, a price-list item becomes its row at once (every
+//! stock item came first) and only the rows not yet taken are held. Page by
+//! page, a price-list page is kept as the bytes it came in, with the range
+//! and id of each item; rows are built only when asked for, a batch at a
+//! time, and a page's bytes are freed as soon as its last row has been
+//! handed out. Either way the stock balances and the price list's ids are
+//! held until the end.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
