@@ -13,14 +13,16 @@ COMPONENTIZE_PY_VERSION=0.25.1
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=$(mkdir -p "${1:-$root/target/examples}" && cd "${1:-$root/target/examples}" && pwd)
-wit="$root/wit/0.1.0"
+# The contract versions' WIT; each component names the version it is for.
+wit_dir() { echo "$root/wit/$1"; }
 # One build at a time per output directory (tests may ask concurrently).
 exec 9>"$out/.lock"
 flock 9
 
-# The hash of what a component is built from: its sources and the contract.
+# The hash of what a component is built from: its sources and the contract
+# (every version's, to keep it simple).
 stamp_of() {
-    cat "$@" "$wit"/*.wit | sha256sum | cut -c1-64
+    cat "$@" "$root"/wit/*/*.wit | sha256sum | cut -c1-64
 }
 
 # build NAME STAMP_SOURCES... -- COMMAND...: runs COMMAND (which writes
@@ -46,9 +48,9 @@ python_toolchain() {
     fi
 }
 
-componentize_py() { # NAME DIR
+componentize_py() { # NAME DIR CONTRACT_VERSION
     python_toolchain
-    (cd "$2" && "$out/py/bin/componentize-py" -d "$wit" -w transform componentize app -o "$out/$1.wasm.part")
+    (cd "$2" && "$out/py/bin/componentize-py" -d "$(wit_dir "$3")" -w transform componentize app -o "$out/$1.wasm.part")
     mv "$out/$1.wasm.part" "$out/$1.wasm"
 }
 
@@ -61,18 +63,18 @@ js_toolchain() {
     fi
 }
 
-componentize_js() { # NAME SOURCE
+componentize_js() { # NAME SOURCE CONTRACT_VERSION
     js_toolchain
     cp "$root/plugins/examples/javascript-transform/build.mjs" "$out/js/build.mjs"
     cp "$2" "$out/js/transform.js"
-    (cd "$out/js" && BITCRAM_WIT_DIR="$wit" node build.mjs "$out/$1.wasm.part" >/dev/null)
+    (cd "$out/js" && BITCRAM_WIT_DIR="$(wit_dir "$3")" node build.mjs "$out/$1.wasm.part" >/dev/null)
     mv "$out/$1.wasm.part" "$out/$1.wasm"
 }
 
 py="$root/plugins/examples/python-transform"
 js="$root/plugins/examples/javascript-transform"
-build python-transform "$py"/app.py "$py"/transformer.py "$py"/merge.py -- componentize_py python-transform "$py"
-build javascript-transform "$js"/transform.js "$js"/build.mjs "$js"/package-lock.json -- componentize_js javascript-transform "$js"/transform.js
+build python-transform "$py"/app.py "$py"/transformer.py "$py"/merge.py -- componentize_py python-transform "$py" 0.1.0
+build javascript-transform "$js"/transform.js "$js"/build.mjs "$js"/package-lock.json -- componentize_js javascript-transform "$js"/transform.js 0.2.0
 nosy="$root/plugins/test-plugins"
-build python-nosy "$nosy"/python-nosy/app.py "$nosy"/python-nosy/transformer.py -- componentize_py python-nosy "$nosy"/python-nosy
-build javascript-nosy "$nosy"/javascript-nosy/transform.js "$js"/build.mjs "$js"/package-lock.json -- componentize_js javascript-nosy "$nosy"/javascript-nosy/transform.js
+build python-nosy "$nosy"/python-nosy/app.py "$nosy"/python-nosy/transformer.py -- componentize_py python-nosy "$nosy"/python-nosy 0.1.0
+build javascript-nosy "$nosy"/javascript-nosy/transform.js "$js"/build.mjs "$js"/package-lock.json -- componentize_js javascript-nosy "$nosy"/javascript-nosy/transform.js 0.1.0

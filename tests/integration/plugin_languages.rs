@@ -13,7 +13,7 @@ fn the_python_and_javascript_examples_pass_every_golden_case() {
     let cases = support::golden_case_names().len();
     for (example, name) in [
         ("python-transform", "python-transform 0.1.0"),
-        ("javascript-transform", "javascript-transform 0.1.0"),
+        ("javascript-transform", "javascript-transform 0.2.0"),
     ] {
         let out = support::bin()
             .args(["plugin", "test"])
