@@ -18,6 +18,9 @@ pub enum Source {
 }
 
 impl Source {
+    /// Every source, in contract order: the order a transform takes them.
+    pub const ALL: [Source; 3] = [Source::Checkout, Source::Stock, Source::PriceList];
+
     /// `checkout`, `stock` or `price-list`.
     pub fn name(self) -> &'static str {
         match self {
@@ -161,7 +164,7 @@ mod tests {
     #[test]
     fn sources_are_named_as_in_snapshots() {
         assert_eq!(
-            [Source::Checkout, Source::Stock, Source::PriceList].map(Source::name),
+            Source::ALL.map(Source::name),
             ["checkout", "stock", "price-list"]
         );
         assert_eq!(

@@ -18,8 +18,6 @@ pub const BATCH_ROWS: u32 = 1000;
 const PUSH_ITEMS: usize = 1000;
 /// About the most bytes of items per `push-items` call.
 const PUSH_BYTES: usize = 1 << 20;
-/// The sources in contract order.
-const SOURCES: [Source; 3] = [Source::Checkout, Source::Stock, Source::PriceList];
 /// The longest id the target table's `VARCHAR(64)` key holds.
 pub const MAX_ID_CHARS: usize = 64;
 
@@ -77,9 +75,10 @@ pub async fn run_transform<S: RowSink>(
     let mut session = plugin.start(context).await?;
     let mut checking = Checking::new(RowChecker::new(plugin.identity().to_string()));
     let mut pages = std::pin::pin!(pages);
-    // Item by item: the sources ended so far, and each source's pages.
+    // Item by item: the sources ended so far, and the page of the current
+    // source (pages come grouped by source, in contract order).
     let mut ended = 0;
-    let mut page_numbers = [0u32; 3];
+    let mut last: Option<(Source, u32)> = None;
     while let Some(page) = pages.next().await {
         let (source, bytes) = page?;
         let bytes: Bytes = bytes.into();
@@ -88,26 +87,28 @@ pub async fn run_transform<S: RowSink>(
                 // The host's copy goes once the plugin has taken the page.
                 session.push(source, &bytes).await?;
                 drop(bytes);
+                if source == Source::PriceList {
+                    // Load while the rest of the input is still being transformed.
+                    drain(&mut session, &mut checking, sink).await?;
+                }
             }
             Feeding::Items => {
-                while ended < SOURCES.len() && SOURCES[ended] < source {
-                    session.end_source(SOURCES[ended]).await?;
+                while ended < Source::ALL.len() && Source::ALL[ended] < source {
+                    session.end_source(Source::ALL[ended]).await?;
                     ended += 1;
                 }
-                let number =
-                    &mut page_numbers[SOURCES.iter().position(|s| *s == source).unwrap_or(0)];
-                let page = *number;
-                *number += 1;
+                let page = match last {
+                    Some((previous, page)) if previous == source => page + 1,
+                    _ => 0,
+                };
+                last = Some((source, page));
+                // Loads between batches of price-list items.
                 push_list(&mut session, source, page, bytes, &mut checking, sink).await?;
             }
         }
-        if source == Source::PriceList {
-            // Load while the rest of the input is still being transformed.
-            drain(&mut session, &mut checking, sink).await?;
-        }
     }
     if plugin.feeding() == Feeding::Items {
-        for source in &SOURCES[ended..] {
+        for source in &Source::ALL[ended..] {
             session.end_source(*source).await?;
         }
     }

@@ -122,10 +122,14 @@ fn native(stock: &[&str], price_list: &[&str]) -> Outcome {
                     });
                 pushed?;
                 if let Err(reason) = split {
-                    malformed = Some(format!(
-                        "the {} body, page {page}, is not a complete list: {reason}",
-                        name.name()
-                    ));
+                    malformed = Some(
+                        TransformFailure::MalformedBody {
+                            body: name,
+                            page: page as u32,
+                            reason,
+                        }
+                        .to_string(),
+                    );
                     return Ok(None);
                 }
             }

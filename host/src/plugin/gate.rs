@@ -53,12 +53,6 @@ pub(super) fn check_format(bytes: &[u8]) -> Result<(), String> {
     }
 }
 
-/// The versions this host accepts, for messages: `bitcram:transform@0.1.0
-/// or @0.2.0`.
-fn supported() -> String {
-    format!("{CONTRACT_PACKAGE}@{}", CONTRACT_VERSIONS.join(" or @"))
-}
-
 /// Checks that the component exports `bitcram:transform/transformer` at a
 /// version this host accepts and imports nothing outside the contract (of
 /// that same version). Returns the package version it was built against.
@@ -80,15 +74,13 @@ pub(super) fn check_contract(engine: &Engine, component: &Component) -> Result<S
         .iter()
         .find(|version| CONTRACT_VERSIONS.contains(&version.as_str()))
     else {
-        let expected = format!(
-            "{CONTRACT_PACKAGE}/{EXPORTED_INTERFACE}@{}",
-            CONTRACT_VERSIONS.join(" or @")
-        );
+        // `0.1.0 or @0.2.0`, for the messages.
+        let versions = CONTRACT_VERSIONS.join(" or @");
+        let expected = format!("{CONTRACT_PACKAGE}/{EXPORTED_INTERFACE}@{versions}");
         return Err(match found_versions.first() {
             Some(version) => format!(
-                "it was built against {CONTRACT_PACKAGE}@{version}, but this host supports {} \
-                 (expected the export {expected})",
-                supported()
+                "it was built against {CONTRACT_PACKAGE}@{version}, but this host supports \
+                 {CONTRACT_PACKAGE}@{versions} (expected the export {expected})"
             ),
             None if instance_exports.is_empty() => {
                 format!("it exports no interface; expected {expected}")
