@@ -154,9 +154,10 @@ pub struct Transform {
     price_list_ids: HashSet<u64>,
     pending: std::collections::VecDeque<PriceListPage>,
     /// Item by item: the sources ended so far (a prefix of [`SOURCES`]), the
-    /// items pushed per source, and the rows made and not yet taken.
+    /// items pushed of the one open (only it takes items), and the rows made
+    /// and not yet taken.
     ended: usize,
-    items_seen: HashMap<Source, u32>,
+    open_items: u32,
     ready: std::collections::VecDeque<Row>,
     /// Whether input came as pages or as items: one run takes one kind.
     mode: Option<Mode>,
@@ -293,9 +294,10 @@ impl Transform {
     /// before them; checkout items are not needed.
     pub fn push_items(&mut self, source: Source, items: Vec<String>) -> Result<(), TransformError> {
         self.expect_open(source, "items were pushed")?;
-        let seen = self.items_seen.entry(source).or_insert(0);
-        let first = *seen as usize;
-        *seen = seen.saturating_add(u32::try_from(items.len()).unwrap_or(u32::MAX));
+        let first = self.open_items as usize;
+        self.open_items = self
+            .open_items
+            .saturating_add(u32::try_from(items.len()).unwrap_or(u32::MAX));
         let at = Locator { source, page: 0 };
         for (n, raw) in items.into_iter().enumerate() {
             let item = at.item(first + n);
@@ -320,6 +322,7 @@ impl Transform {
     pub fn end_source(&mut self, source: Source) -> Result<(), TransformError> {
         self.expect_open(source, "was ended")?;
         self.ended += 1;
+        self.open_items = 0;
         Ok(())
     }
 
