@@ -149,9 +149,10 @@ pub struct BitcramArgs {
     pub secret_version: String,
 
     /// The longest the extraction may take in all (the token and every call,
-    /// retries included; e.g. `5m`, `90s`): the default keeps a run inside
-    /// Cloud Run's default 10-minute task timeout. Nothing is written
-    /// meanwhile: the run holds no row lock until it has rows to write.
+    /// retries and the bodies' arrival included; e.g. `5m`, `90s`): the
+    /// default keeps a run inside Cloud Run's default 10-minute task
+    /// timeout. The run holds no row lock until it has rows to write, and a
+    /// run that times out commits nothing.
     #[arg(long, env = "EXTRACT_TIMEOUT", default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
     pub extract_timeout: Duration,
 

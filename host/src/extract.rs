@@ -1,14 +1,18 @@
 //! Getting the bodies of a run: from Bitcram (token first, then the three
-//! calls) or from a snapshot directory.
+//! calls, the lists streamed as they arrive) or from a snapshot directory
+//! (each file read in chunks when its turn comes).
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use anyhow::anyhow;
 use bytes::Bytes;
-use futures_util::StreamExt as _;
 use futures_util::stream::{self, BoxStream};
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use sha2::{Digest as _, Sha256};
 
-use crate::bitcram::{BitcramClient, BitcramConfig, Download, PendingList};
+use crate::bitcram::{BitcramClient, BitcramConfig, Checkout, Opened};
+use crate::body::Body;
 use crate::model::{BodyDigest, RunInfo, Source, format_synced_at};
 use crate::secrets::{SecretRef, Token};
 use crate::snapshot::Snapshot;
@@ -34,73 +38,131 @@ pub struct LiveInput {
     pub bitcram: BitcramConfig,
     pub token: TokenSource,
     pub checkout_number: String,
-    /// The longest the token and the calls may take in all.
-    pub deadline: std::time::Duration,
+    /// The longest the token and the calls may take in all, the bodies'
+    /// arrival included.
+    pub deadline: Duration,
 }
 
 /// The pages in contract order, produced one at a time.
-pub type Pages = BoxStream<'static, anyhow::Result<(Source, Bytes)>>;
+pub type Pages = BoxStream<'static, anyhow::Result<(Source, Body)>>;
 
 /// The bodies of one run.
 pub struct Extracted {
     pub run_info: RunInfo,
     pub pages: Pages,
     /// Each body's sha256, in contract order, for the run's input key.
-    pub bodies: Vec<BodyDigest>,
+    digests: Vec<(Source, u32, Digest)>,
     /// `bitcram` or `snapshot`.
     pub kind: &'static str,
     pub secrets_ms: u64,
+    /// Until both lists had started to arrive.
     pub extract_ms: u64,
 }
 
-/// Reads the token and fetches the bodies, or opens the snapshot.
+/// A body's sha256: known, or once the body has arrived.
+enum Digest {
+    Known(String),
+    Arriving(tokio::task::JoinHandle<Result<String, String>>),
+}
+
+impl Extracted {
+    /// Whether every body's digest is known already (a snapshot's are, from
+    /// its manifest; a live run's lists', only once they have arrived).
+    pub fn digests_known(&self) -> bool {
+        self.digests
+            .iter()
+            .all(|(_, _, digest)| matches!(digest, Digest::Known(_)))
+    }
+
+    /// Waits for every body and holds it whole: for a run that needs the
+    /// input's digests before its transform.
+    pub async fn hold_whole(&mut self) -> anyhow::Result<()> {
+        let pages = std::mem::replace(&mut self.pages, stream::empty().boxed());
+        let held: Vec<(Source, Body)> = pages
+            .and_then(|(source, body)| async move {
+                let bytes = body.whole().await.map_err(|reason| anyhow!(reason))?;
+                Ok((source, Body::Whole(bytes)))
+            })
+            .try_collect()
+            .await?;
+        self.pages = stream::iter(held.into_iter().map(Ok)).boxed();
+        self.settle_digests().await
+    }
+
+    /// Each body's digest, in contract order; the bodies must have arrived
+    /// (the transform took them to their end).
+    pub async fn digests(&mut self) -> anyhow::Result<Vec<BodyDigest>> {
+        self.settle_digests().await?;
+        Ok(self
+            .digests
+            .iter()
+            .map(|(source, page, digest)| BodyDigest {
+                source: *source,
+                page: *page,
+                sha256: match digest {
+                    Digest::Known(sha256) => sha256.clone(),
+                    Digest::Arriving(_) => unreachable!("every digest was settled"),
+                },
+            })
+            .collect())
+    }
+
+    async fn settle_digests(&mut self) -> anyhow::Result<()> {
+        for (source, _, digest) in &mut self.digests {
+            if let Digest::Arriving(arrival) = digest {
+                let sha256 = arrival
+                    .await
+                    .map_err(|e| anyhow!("receiving the {} body failed: {e}", source.name()))?
+                    .map_err(|reason| anyhow!(reason))?;
+                *digest = Digest::Known(sha256);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads the token and opens the calls (the lists' bodies then arrive as the
+/// transform takes them), or opens the snapshot.
 pub async fn extract(input: Input) -> anyhow::Result<Extracted> {
     match input {
         Input::Snapshot(snapshot) => Ok(Extracted {
             run_info: snapshot.run_info(),
             // The manifest's digests: each body is checked against its own
-            // when it is read.
-            bodies: crate::snapshot::digests(snapshot.manifest()),
+            // as it is read, and a mismatch fails the run before its commit.
+            digests: crate::snapshot::digests(snapshot.manifest())
+                .into_iter()
+                .map(|d| (d.source, d.page, Digest::Known(d.sha256)))
+                .collect(),
             pages: stream::iter(crate::snapshot::pages(snapshot)).boxed(),
             kind: "snapshot",
             secrets_ms: 0,
             extract_ms: 0,
         }),
         Input::Live(live) => {
-            let (download, run_info, secrets_ms, extract_ms) = download_live(*live).await?;
-            let Download {
+            let deadline = live.deadline;
+            let ends_at = tokio::time::Instant::now() + deadline;
+            let (opened, run_info, secrets_ms, extract_ms) =
+                within(deadline, open_live(*live, ends_at)).await?;
+            let Opened {
                 checkout,
                 stock,
                 price_list,
-            } = download;
+            } = opened;
             let checkout = Bytes::from(checkout.body);
-            // The input key needs every body's digest; the lists' envelope
-            // checks run meanwhile, on other threads.
-            let bodies = [
-                (Source::Checkout, checkout.clone()),
-                (Source::Stock, stock.unchecked_body().clone()),
-                (Source::PriceList, price_list.unchecked_body().clone()),
-            ];
-            let digests = tokio::task::spawn_blocking(move || {
-                crate::snapshot::digest_bodies(
-                    bodies.iter().map(|(source, body)| (*source, body.as_ref())),
-                )
-            })
-            .await
-            .expect("hashing the bodies does not panic");
-            // A list reaches the plugin only once its check passed (the price
-            // list's usually has by the time the plugin has taken the stock).
-            let checked = |source: Source, list: PendingList| async move {
-                let (body, _) = list.checked().await?;
-                Ok((source, body))
-            };
-            let pages = stream::iter([Ok((Source::Checkout, checkout))])
-                .chain(stream::once(checked(Source::Stock, stock)))
-                .chain(stream::once(checked(Source::PriceList, price_list)));
+            let checkout_sha256 = hex::encode(Sha256::digest(&checkout));
             Ok(Extracted {
                 run_info,
-                pages: pages.boxed(),
-                bodies: digests,
+                pages: stream::iter([
+                    Ok((Source::Checkout, Body::Whole(checkout))),
+                    Ok((Source::Stock, stock.body)),
+                    Ok((Source::PriceList, price_list.body)),
+                ])
+                .boxed(),
+                digests: vec![
+                    (Source::Checkout, 0, Digest::Known(checkout_sha256)),
+                    (Source::Stock, 0, Digest::Arriving(stock.arrival)),
+                    (Source::PriceList, 0, Digest::Arriving(price_list.arrival)),
+                ],
                 kind: "bitcram",
                 secrets_ms,
                 extract_ms,
@@ -109,41 +171,74 @@ pub async fn extract(input: Input) -> anyhow::Result<Extracted> {
     }
 }
 
-/// Reads the token, finds the checkout and downloads the bodies; returns the
-/// download (the lists' checks still running), the run's context, and
-/// the time spent on the token and on the calls.
-async fn download_live(live: LiveInput) -> anyhow::Result<(Download, RunInfo, u64, u64)> {
-    let deadline = live.deadline;
-    tokio::time::timeout(deadline, download_live_untimed(live))
+/// `work`, or the extraction's timeout.
+async fn within<T>(
+    deadline: Duration,
+    work: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::time::timeout(deadline, work)
         .await
         .unwrap_or_else(|_| {
-            Err(anyhow::anyhow!(
+            Err(anyhow!(
                 "the extraction did not finish within {} (--extract-timeout); nothing was written",
                 crate::model::format_duration(deadline)
             ))
         })
 }
 
-async fn download_live_untimed(live: LiveInput) -> anyhow::Result<(Download, RunInfo, u64, u64)> {
+/// A client with its token, and what reading the token took.
+struct Connected {
+    client: BitcramClient,
+    bitcram_url: String,
+    checkout_number: String,
+    secrets_ms: u64,
+}
+
+async fn connect(live: LiveInput) -> anyhow::Result<Connected> {
     let secrets_started = Instant::now();
     let token = match live.token {
         TokenSource::Env(token) => token,
         TokenSource::SecretManager(secret) => crate::secrets::read_token(&secret).await?,
     };
     let secrets_ms = secrets_started.elapsed().as_millis() as u64;
-    let extract_started = Instant::now();
     let bitcram_url = live.bitcram.base_url.to_string();
-    let client = BitcramClient::new(live.bitcram, token)?;
-    let download = client.download(&live.checkout_number).await?;
-    let extract_ms = extract_started.elapsed().as_millis() as u64;
-    let run_info = RunInfo {
-        created_at: format_synced_at(time::OffsetDateTime::now_utc()),
+    Ok(Connected {
+        client: BitcramClient::new(live.bitcram, token)?,
         bitcram_url,
         checkout_number: live.checkout_number,
-        checkout_id: download.checkout.id,
-        warehouse_id: download.checkout.warehouse_id,
-    };
-    Ok((download, run_info, secrets_ms, extract_ms))
+        secrets_ms,
+    })
+}
+
+impl Connected {
+    fn run_info(self, checkout: &Checkout) -> RunInfo {
+        RunInfo {
+            created_at: format_synced_at(time::OffsetDateTime::now_utc()),
+            bitcram_url: self.bitcram_url,
+            checkout_number: self.checkout_number,
+            checkout_id: checkout.id,
+            warehouse_id: checkout.warehouse_id,
+        }
+    }
+}
+
+/// Reads the token, finds the checkout and opens the two lists; returns them
+/// (their bodies arriving), the run's context, and the time spent on the
+/// token and on the calls.
+async fn open_live(
+    live: LiveInput,
+    ends_at: tokio::time::Instant,
+) -> anyhow::Result<(Opened, RunInfo, u64, u64)> {
+    let connected = connect(live).await?;
+    let started = Instant::now();
+    let opened = connected
+        .client
+        .open(&connected.checkout_number, ends_at)
+        .await?;
+    let extract_ms = started.elapsed().as_millis() as u64;
+    let secrets_ms = connected.secrets_ms;
+    let run_info = connected.run_info(&opened.checkout);
+    Ok((opened, run_info, secrets_ms, extract_ms))
 }
 
 /// `bitcram-sync snapshot --out DIR`: fetches, checks and stores the bodies.
@@ -151,8 +246,14 @@ pub async fn write_snapshot(
     live: LiveInput,
     dir: &Path,
 ) -> anyhow::Result<crate::snapshot::Manifest> {
-    let (download, run_info, _, _) = download_live(live).await?;
-    let extract = download.checked().await?;
+    let deadline = live.deadline;
+    let (extract, run_info) = within(deadline, async move {
+        let connected = connect(live).await?;
+        let extract = connected.client.fetch(&connected.checkout_number).await?;
+        let run_info = connected.run_info(&extract.checkout);
+        Ok((extract, run_info))
+    })
+    .await?;
     crate::snapshot::write(
         dir,
         &run_info,

@@ -26,6 +26,7 @@
 //! through the binary.
 
 pub mod bitcram;
+pub mod body;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -20,6 +20,7 @@ use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::body::{Body, ChunkSender, FILE_CHUNK_BYTES};
 use crate::model::{BodyDigest, RunInfo, Source};
 
 /// The `format` value of manifests this version reads and writes.
@@ -127,7 +128,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Reads and checks `DIR/manifest.json`; bodies are read later, one at a
-    /// time, by [`Snapshot::read_body`].
+    /// time, by [`Snapshot::stream_body`].
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
         let path = dir.join(MANIFEST);
         let text = std::fs::read(&path).with_context(|| {
@@ -200,43 +201,69 @@ impl Snapshot {
             warehouse_id: m.warehouse_id,
         }
     }
-
-    /// Reads one body and checks its size and sha256 against the manifest.
-    pub fn read_body(&self, entry: &BodyEntry) -> anyhow::Result<Vec<u8>> {
-        let path = self.dir.join(&entry.file);
-        let body = std::fs::read(&path)
-            .with_context(|| format!("reading snapshot body {}", path.display()))?;
-        if body.len() as u64 != entry.bytes {
-            bail!(
-                "snapshot body {} has {} bytes, but the manifest says {}: the snapshot is damaged",
-                path.display(),
-                body.len(),
-                entry.bytes
-            );
-        }
-        let sha256 = hex::encode(Sha256::digest(&body));
-        if sha256 != entry.sha256 {
-            bail!(
-                "snapshot body {} has sha256 {sha256}, but the manifest says {}: the snapshot is damaged",
-                path.display(),
-                entry.sha256
-            );
-        }
-        Ok(body)
-    }
 }
 
 /// The pages of a snapshot in the order the transform takes them, each read
-/// (and checked against the manifest) only when it is asked for.
-pub fn pages(
-    snapshot: Snapshot,
-) -> impl Iterator<Item = anyhow::Result<(Source, bytes::Bytes)>> + Send {
+/// in chunks (and checked against the manifest) only when it is asked for.
+pub fn pages(snapshot: Snapshot) -> impl Iterator<Item = anyhow::Result<(Source, Body)>> + Send {
     let entries = snapshot.manifest().bodies.clone();
-    entries.into_iter().map(move |entry| {
-        snapshot
-            .read_body(&entry)
-            .map(|body| (entry.source, body.into()))
-    })
+    entries
+        .into_iter()
+        .map(move |entry| Ok((entry.source, snapshot.stream_body(entry))))
+}
+
+impl Snapshot {
+    /// Reads one body in chunks on a blocking thread (which must be had:
+    /// call this inside the runtime); its size is checked against the manifest
+    /// first and its sha256 at the end, a mismatch ending the chunks in an
+    /// error.
+    pub fn stream_body(&self, entry: BodyEntry) -> Body {
+        let path = self.dir.join(&entry.file);
+        let (sender, chunks) = crate::body::chunked(path.display().to_string(), false);
+        tokio::task::spawn_blocking(move || match read_chunks(&path, &entry, &sender) {
+            Ok(()) => sender.blocking_end(),
+            Err(Some(reason)) => sender.blocking_fail(reason),
+            // The transform stopped taking it.
+            Err(None) => {}
+        });
+        Body::Chunks(chunks)
+    }
+}
+
+/// Sends the file at `path` in chunks, then checks it against `entry`.
+/// `Err(None)`: the taker went away.
+fn read_chunks(path: &Path, entry: &BodyEntry, sender: &ChunkSender) -> Result<(), Option<String>> {
+    let reading =
+        |e: std::io::Error| Some(format!("reading snapshot body {}: {e}", path.display()));
+    let mut file = std::fs::File::open(path).map_err(reading)?;
+    let len = file.metadata().map_err(reading)?.len();
+    if len != entry.bytes {
+        return Err(Some(format!(
+            "snapshot body {} has {len} bytes, but the manifest says {}: the snapshot is damaged",
+            path.display(),
+            entry.bytes
+        )));
+    }
+    let mut hasher = Sha256::new();
+    loop {
+        let mut chunk = bytes::BytesMut::zeroed(FILE_CHUNK_BYTES);
+        let n = std::io::Read::read(&mut file, &mut chunk).map_err(reading)?;
+        if n == 0 {
+            break;
+        }
+        chunk.truncate(n);
+        hasher.update(&chunk);
+        sender.blocking_send(chunk.freeze()).map_err(|_| None)?;
+    }
+    let sha256 = hex::encode(hasher.finalize());
+    if sha256 != entry.sha256 {
+        return Err(Some(format!(
+            "snapshot body {} has sha256 {sha256}, but the manifest says {}: the snapshot is damaged",
+            path.display(),
+            entry.sha256
+        )));
+    }
+    Ok(())
 }
 
 /// Each body's digest, as the manifest records it.

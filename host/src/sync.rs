@@ -56,12 +56,6 @@ pub async fn run_sync(job: SyncJob, plugin: &Plugin, run_id: String) -> anyhow::
         (Err(e), Err(_)) => return Err(e),
         (Ok(_), Err(e)) => return Err(e),
     };
-    let input_sha256 = crate::load::input_key(
-        &plugin.identity().sha256,
-        extracted.run_info.checkout_id,
-        extracted.run_info.warehouse_id,
-        &extracted.bodies,
-    );
     let finished = Finished {
         run_id,
         mode,
@@ -73,20 +67,32 @@ pub async fn run_sync(job: SyncJob, plugin: &Plugin, run_id: String) -> anyhow::
     };
 
     // A diff run on the very input of the last run, against the table as
-    // that run left it, would only compute what is already there.
-    if let Some(previous) = loader.unchanged_since_last_run(&input_sha256) {
-        tracing::info!(
-            last_run = %previous.synced_at,
-            "the bodies and the plugin are those of the last run, and the table is as it left it: \
-             nothing to transform"
-        );
-        let counts = TransformCounts {
-            source: previous.counts,
-            plugin_peak_memory_bytes: 0,
-            transform_ms: 0,
-        };
-        let load = loader.finish_unchanged().await?;
-        return Ok(finished.report(&extracted, counts, load, true));
+    // that run left it, would only compute what is already there. Knowing
+    // needs every body's digest before the transform: a live run that may
+    // skip holds its bodies whole first (the others stream them).
+    if !extracted.digests_known()
+        && loader.skippable_record().is_some()
+        && let Err(e) = extracted.hold_whole().await
+    {
+        loader.abort().await;
+        return Err(e);
+    }
+    if extracted.digests_known() {
+        let input_sha256 = input_key(plugin, &mut extracted).await?;
+        if let Some(previous) = loader.unchanged_since_last_run(&input_sha256) {
+            tracing::info!(
+                last_run = %previous.synced_at,
+                "the bodies and the plugin are those of the last run, and the table is as it \
+                 left it: nothing to transform"
+            );
+            let counts = TransformCounts {
+                source: previous.counts,
+                plugin_peak_memory_bytes: 0,
+                transform_ms: 0,
+            };
+            let load = loader.finish_unchanged().await?;
+            return Ok(finished.report(&extracted, counts, load, true));
+        }
     }
 
     let transform_started = Instant::now();
@@ -104,6 +110,7 @@ pub async fn run_sync(job: SyncJob, plugin: &Plugin, run_id: String) -> anyhow::
                 loader.abort().await;
                 return Err(e);
             }
+            tracing::debug!(rows = written, "rows written inside the transaction");
             if show_progress && written / PROGRESS_EVERY_ROWS > before / PROGRESS_EVERY_ROWS {
                 tracing::info!(rows = written, "rows loaded so far");
             }
@@ -135,12 +142,31 @@ pub async fn run_sync(job: SyncJob, plugin: &Plugin, run_id: String) -> anyhow::
         plugin_peak_memory_bytes: report.plugin_peak_memory_bytes as u64,
         transform_ms,
     };
+    // Every body has arrived: the transform took each to its end.
+    let input_sha256 = match input_key(plugin, &mut extracted).await {
+        Ok(key) => key,
+        Err(e) => {
+            loader.abort().await;
+            return Err(e);
+        }
+    };
     loader.record_input(InputRecord {
         input_sha256,
         counts: counts.source,
     });
     let load: LoadReport = loader.finish().await?;
     Ok(finished.report(&extracted, counts, load, false))
+}
+
+/// The run's input key: the plugin, the checkout, every body's digest.
+async fn input_key(plugin: &Plugin, extracted: &mut Extracted) -> anyhow::Result<String> {
+    let digests = extracted.digests().await?;
+    Ok(crate::load::input_key(
+        &plugin.identity().sha256,
+        extracted.run_info.checkout_id,
+        extracted.run_info.warehouse_id,
+        &digests,
+    ))
 }
 
 /// What the transform reported, or the last run's figures when it was skipped.

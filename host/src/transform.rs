@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 
+use crate::bitcram::SplitError;
+use crate::body::Body;
 use crate::model::{Row, RunContext, Source};
 use crate::plugin::{Feeding, Plugin, PluginError, Summary, TransformSession};
 
@@ -50,10 +52,16 @@ pub enum TransformFailure {
     #[error("plugin {plugin} produced an invalid row: {reason}")]
     InvalidRow { plugin: String, reason: String },
     /// A body is not a complete list, found while splitting it into items.
-    #[error("the {} body, page {page}, is not a complete list: {reason}", .body.name())]
+    #[error(
+        "the {} body, page {page}, {}is not a complete list: {reason}",
+        .body.name(),
+        .origin.as_deref().map(|origin| format!("from {origin}, ")).unwrap_or_default()
+    )]
     MalformedBody {
         body: Source,
         page: u32,
+        /// Where it came from, when it arrived in chunks.
+        origin: Option<String>,
         reason: String,
     },
     /// Reading input or writing output failed.
@@ -68,22 +76,28 @@ pub enum TransformFailure {
 pub async fn run_transform<S: RowSink>(
     plugin: &Plugin,
     context: &RunContext,
-    pages: impl Stream<Item = anyhow::Result<(Source, impl Into<Bytes>)>>,
+    pages: impl Stream<Item = anyhow::Result<(Source, impl Into<Body>)>>,
     sink: &mut S,
 ) -> Result<TransformReport, TransformFailure> {
     let started = Instant::now();
     let mut session = plugin.start(context).await?;
     let mut checking = Checking::new(RowChecker::new(plugin.identity().to_string()));
     let mut pages = std::pin::pin!(pages);
-    // Item by item: the sources ended so far, and the page of the current
-    // source (pages come grouped by source, in contract order).
-    let mut ended = 0;
+    // The page of the current source (pages come grouped by source, in
+    // contract order), and, item by item, the sources ended so far.
     let mut last: Option<(Source, u32)> = None;
-    while let Some(page) = pages.next().await {
-        let (source, bytes) = page?;
-        let bytes: Bytes = bytes.into();
+    let mut ended = 0;
+    while let Some(next) = pages.next().await {
+        let (source, body) = next?;
+        let body: Body = body.into();
+        let page = match last {
+            Some((previous, page)) if previous == source => page + 1,
+            _ => 0,
+        };
+        last = Some((source, page));
         match plugin.feeding() {
             Feeding::Pages => {
+                let bytes = whole_list(source, page, body).await?;
                 // The host's copy goes once the plugin has taken the page.
                 session.push(source, &bytes).await?;
                 drop(bytes);
@@ -97,13 +111,8 @@ pub async fn run_transform<S: RowSink>(
                     session.end_source(Source::ALL[ended]).await?;
                     ended += 1;
                 }
-                let page = match last {
-                    Some((previous, page)) if previous == source => page + 1,
-                    _ => 0,
-                };
-                last = Some((source, page));
                 // Loads between batches of price-list items.
-                push_list(&mut session, source, page, bytes, &mut checking, sink).await?;
+                push_list(&mut session, source, page, body, &mut checking, sink).await?;
             }
         }
     }
@@ -133,25 +142,70 @@ pub async fn run_transform<S: RowSink>(
     })
 }
 
+/// A page gathered whole for a plugin that takes whole bodies, once its
+/// envelope passed the check (when it is yet to be checked).
+async fn whole_list(source: Source, page: u32, body: Body) -> Result<Bytes, TransformFailure> {
+    let origin = body.origin().map(str::to_owned);
+    let unchecked = body.unchecked();
+    let bytes = body
+        .whole()
+        .await
+        .map_err(|reason| TransformFailure::Io(anyhow::anyhow!(reason)))?;
+    if !unchecked {
+        return Ok(bytes);
+    }
+    let checked = bytes.clone();
+    tokio::task::spawn_blocking(move || crate::bitcram::check_envelope(&checked))
+        .await
+        .map_err(|e| {
+            TransformFailure::Io(anyhow::anyhow!(
+                "checking the {} body failed: {e}",
+                source.name()
+            ))
+        })?
+        .map_err(|reason| TransformFailure::MalformedBody {
+            body: source,
+            page,
+            origin,
+            reason,
+        })?;
+    Ok(bytes)
+}
+
 /// Hands the items of one page to a plugin that takes items: the page is
-/// split on a blocking thread while the plugin takes the items already
-/// split (two batches wait at most), and a price list's rows are loaded
-/// between batches.
+/// split on a blocking thread (as its chunks arrive, for a page that
+/// arrives in chunks) while the plugin takes the items already split (two
+/// batches wait at most), and a price list's rows are loaded between
+/// batches.
 async fn push_list<S: RowSink>(
     session: &mut TransformSession,
     source: Source,
     page: u32,
-    body: Bytes,
+    body: Body,
     checking: &mut Checking,
     sink: &mut S,
 ) -> Result<(), TransformFailure> {
+    let origin = body.origin().map(str::to_owned);
     let (batches, mut received) = tokio::sync::mpsc::channel::<Vec<String>>(2);
     let split = tokio::task::spawn_blocking(move || {
-        crate::bitcram::split_list(&body, PUSH_ITEMS, PUSH_BYTES, |batch| {
+        let send = |batch| {
             batches
                 .blocking_send(batch)
                 .map_err(|_| "the transform stopped".to_owned())
-        })
+        };
+        match body {
+            Body::Whole(bytes) => crate::bitcram::split_list(&bytes, PUSH_ITEMS, PUSH_BYTES, send)
+                .map_err(SplitError::Malformed),
+            Body::Chunks(chunks) => {
+                let mut reader = chunks.into_reader();
+                let split = crate::bitcram::split_reader(&mut reader, PUSH_ITEMS, PUSH_BYTES, send);
+                // The producer's own words say best why its body ended.
+                match reader.failure() {
+                    Some(reason) => Err(SplitError::Read(reason.to_owned())),
+                    None => split,
+                }
+            }
+        }
     });
     while let Some(items) = received.recv().await {
         // On an error the receiver goes, and the split stops at its next batch.
@@ -162,11 +216,13 @@ async fn push_list<S: RowSink>(
     }
     match split.await {
         Ok(Ok(_items)) => Ok(()),
-        Ok(Err(reason)) => Err(TransformFailure::MalformedBody {
+        Ok(Err(SplitError::Malformed(reason))) => Err(TransformFailure::MalformedBody {
             body: source,
             page,
+            origin,
             reason,
         }),
+        Ok(Err(SplitError::Read(reason))) => Err(TransformFailure::Io(anyhow::anyhow!(reason))),
         Err(e) => Err(TransformFailure::Io(anyhow::anyhow!(
             "splitting the {} body failed: {e}",
             source.name()

@@ -153,12 +153,13 @@ async fn a_price_list_cut_short_after_rows_were_written_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     support::write_snapshot(dir.path(), &[r#"{"items":[]}"#], &[&cut_price_list(2500)]);
     let python = support::example_plugin("python-transform");
+    let host_words = format!(
+        "the price-list body, page 0, from {}, is not a complete list: the body is cut short \
+         (EOF while parsing a list at line 1 column",
+        dir.path().join("price-list.0.json").display()
+    );
     for (plugin, expected) in [
-        (
-            None,
-            "the price-list body, page 0, is not a complete list: the body is cut short (EOF while \
-             parsing a list at line 1 column",
-        ),
+        (None, host_words.as_str()),
         (
             Some(&python),
             "malformed body in the price-list body, page 0: ",

@@ -194,6 +194,57 @@ async fn a_price_list_cut_short_stops_a_live_sync_before_any_write() {
     db.drop_now().await;
 }
 
+/// The price list streams into the transform and the load as it arrives:
+/// a connection dropped in the middle of it, after thousands of rows were
+/// written inside the transaction, fails the run with nothing committed,
+/// and the body is not fetched again (what was taken of it is gone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_dropped_mid_price_list_fails_the_run_with_nothing_committed() {
+    let items: Vec<String> = (1..=20_000)
+        .map(|id| format!(r#"{{"product_id":{id},"price":{id}.5,"product_name":"Producto {id}"}}"#))
+        .collect();
+    let body = format!(r#"{{"items":[{}]}}"#, items.join(","));
+    let cut = body.len() * 3 / 4;
+    let server = FakeServer::start().await;
+    server.script(CHECKOUTS, [Reply::ok(CHECKOUT_BODY)]);
+    server.script(
+        PRICE_LIST,
+        [
+            Reply::ok(body.clone()).identity().cut_after(cut),
+            Reply::ok(body),
+        ],
+    );
+    server.script(STOCK, [Reply::ok(STOCK_BODY)]);
+    let db = TestDb::new().await;
+    let before = seed_one_product(&db).await;
+
+    let mut cmd = live_sync(&server, &db);
+    cmd.env("BITCRAM_TOKEN", TOKEN)
+        .env("RUST_LOG", "bitcram_sync=debug");
+    let out = run(cmd).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let error_lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(error_lines.len(), 1, "{stderr}");
+    assert!(
+        error_lines[0].contains("Bitcram price_list (/api/checkouts/index/17/price_list): ")
+            && error_lines[0].contains("the response body was cut short")
+            && error_lines[0].contains("is not fetched again"),
+        "{stderr}"
+    );
+    // Rows were on their way to the table when the cut came.
+    assert!(
+        stderr.contains("rows written inside the transaction"),
+        "{stderr}"
+    );
+    assert_eq!(server.requests_to(PRICE_LIST).len(), 1);
+    assert_eq!(tables(&db).await, before);
+    db.drop_now().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_appears_nowhere_when_a_run_fails() {
     // The price list answers 401 with a body that echoes the token back, and

@@ -126,6 +126,7 @@ fn native(stock: &[&str], price_list: &[&str]) -> Outcome {
                         TransformFailure::MalformedBody {
                             body: name,
                             page: page as u32,
+                            origin: None,
                             reason,
                         }
                         .to_string(),

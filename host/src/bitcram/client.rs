@@ -1,5 +1,5 @@
-//! The client: the three calls, each retried, and the bodies read
-//! (decompressed, bounded) into buffers sized from their `Content-Length`.
+//! The client: the three calls, each retried, and their bodies read whole
+//! or handed on in chunks as they arrive (see `receive`).
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -13,19 +13,17 @@ use tracing::Instrument as _;
 use super::BitcramConfig;
 use super::checkout::checkout_ids;
 use super::envelope::check_envelope;
+use super::receive::{BodyFault, read_body, stream_body};
 use super::retry::{
     AttemptError, backoff_delay, redirect_refusal, retry_after, sanitize_snippet, transport_error,
 };
 use super::url::{check_base_url, is_loopback};
+use crate::body::Body;
 use crate::net::install_tls_provider;
 use crate::secrets::Token;
 
 /// How much of an error body is read to quote from it.
 const ERROR_BODY_READ_BYTES: usize = 4096;
-/// The largest `Content-Length` a body buffer is sized for up front: a
-/// mistaken or hostile header must not reserve unbounded memory (a larger
-/// body still arrives, into a growing buffer).
-const MAX_PRESIZED_BODY: u64 = 1 << 30;
 
 /// The three calls, named in logs, errors and stats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +160,30 @@ impl PendingList {
     }
 }
 
+/// Everything one sync reads from Bitcram, the lists' bodies still
+/// arriving (see [`BitcramClient::open`]).
+#[derive(Debug)]
+pub struct Opened {
+    pub checkout: Checkout,
+    pub stock: ListStream,
+    pub price_list: ListStream,
+}
+
+/// A list whose body is arriving.
+pub struct ListStream {
+    /// The body's chunks, unchecked, ending in the arrival's verdict.
+    pub body: Body,
+    /// The arrival: the body's hex sha256 once every byte is in, or why not
+    /// (in one line naming the call).
+    pub arrival: tokio::task::JoinHandle<Result<String, String>>,
+}
+
+impl fmt::Debug for ListStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ListStream").finish_non_exhaustive()
+    }
+}
+
 /// A Bitcram API client for one instance and one token.
 #[derive(Debug)]
 pub struct BitcramClient {
@@ -257,22 +279,7 @@ impl BitcramClient {
     pub async fn download(&self, checkout_number: &str) -> anyhow::Result<Download> {
         let started = Instant::now();
         let checkout = self.find_checkout(checkout_number).await?;
-        let price_list = Call {
-            endpoint: Endpoint::PriceList,
-            path: format!("api/checkouts/index/{}/price_list", checkout.id),
-            query: Vec::new(),
-        };
-        let stock = Call {
-            endpoint: Endpoint::Stock,
-            path: "api/stock_items/index".to_owned(),
-            query: vec![
-                ("list_light", "true".to_owned()),
-                (
-                    "where",
-                    serde_json::json!({ "warehouse_id": checkout.warehouse_id }).to_string(),
-                ),
-            ],
-        };
+        let (price_list, stock) = list_calls(&checkout);
         let ((price_list_body, price_list_stats), (stock_body, stock_stats)) =
             tokio::try_join!(self.get_call(&price_list), self.get_call(&stock))?;
         // The checks start once every byte is in: CPU spent on one list
@@ -294,6 +301,78 @@ impl BitcramClient {
         })
     }
 
+    /// Finds the checkout, then asks for its price list and its warehouse's
+    /// stock concurrently, and returns once both have answered: the bodies
+    /// arrive afterwards, in chunks, for the caller to take as they come
+    /// (the envelope checks are the taker's). Each call is retried until its
+    /// body starts; a body cut off afterwards is not fetched again (what was
+    /// taken of it cannot be taken back here): its chunks end in the error.
+    /// `deadline` bounds the bodies' arrival too.
+    pub async fn open(
+        &self,
+        checkout_number: &str,
+        deadline: tokio::time::Instant,
+    ) -> anyhow::Result<Opened> {
+        let checkout = self.find_checkout(checkout_number).await?;
+        let (price_list, stock) = list_calls(&checkout);
+        let (price_list, stock) = tokio::try_join!(
+            self.open_call(price_list, deadline),
+            self.open_call(stock, deadline)
+        )?;
+        Ok(Opened {
+            checkout,
+            stock,
+            price_list,
+        })
+    }
+
+    /// Opens `call` (with retries) and spawns the task that streams its body.
+    async fn open_call(
+        &self,
+        call: Call,
+        deadline: tokio::time::Instant,
+    ) -> anyhow::Result<ListStream> {
+        let span = tracing::info_span!("bitcram_call", endpoint = call.endpoint.name());
+        let started = Instant::now();
+        let (response, attempts) = self
+            .retrying(&call, |url| self.respond(url, &call.query))
+            .instrument(span.clone())
+            .await?;
+        let (sender, chunks) = crate::body::chunked(call.to_string(), true);
+        let max_bytes = self.max_body_bytes;
+        let arrival = async move {
+            let result = stream_body(response, max_bytes, &sender, deadline).await;
+            match result {
+                Ok(received) => {
+                    sender.end().await;
+                    Ok(received)
+                }
+                Err(BodyFault::Stopped) => Err(format!("{call}: the body was not taken")),
+                Err(BodyFault::Failed(reason)) => {
+                    let reason = format!(
+                        "{call}: {reason}; a body cut off once the transform has started is \
+                         not fetched again, and the run stops with nothing written"
+                    );
+                    sender.fail(reason.clone()).await;
+                    Err(reason)
+                }
+            }
+            .map(|(sha256, bytes)| {
+                tracing::info!(
+                    bytes,
+                    attempts,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "Bitcram body received"
+                );
+                sha256
+            })
+        };
+        Ok(ListStream {
+            body: Body::Chunks(chunks),
+            arrival: tokio::spawn(arrival.instrument(span)),
+        })
+    }
+
     /// GETs `call` inside its tracing span.
     async fn get_call(&self, call: &Call) -> anyhow::Result<(Vec<u8>, CallStats)> {
         let span = tracing::info_span!("bitcram_call", endpoint = call.endpoint.name());
@@ -302,43 +381,54 @@ impl BitcramClient {
 
     /// GETs `call`, retrying what may pass on another attempt.
     async fn get(&self, call: &Call) -> anyhow::Result<(Vec<u8>, CallStats)> {
+        let started = Instant::now();
+        let ((status, body), attempts) = self
+            .retrying(call, |url| self.attempt(url, &call.query))
+            .await?;
+        let stats = CallStats {
+            bytes: body.len() as u64,
+            attempts,
+            elapsed: started.elapsed(),
+        };
+        tracing::info!(
+            status = status.as_u16(),
+            bytes = stats.bytes,
+            attempt = attempts,
+            elapsed_ms = stats.elapsed.as_millis() as u64,
+            "Bitcram call succeeded"
+        );
+        Ok((body, stats))
+    }
+
+    /// Makes `attempt` on `call`'s URL until it succeeds, fails for good, or
+    /// the attempts run out; returns its result and the attempts made.
+    async fn retrying<T, F: Future<Output = Result<T, AttemptError>>>(
+        &self,
+        call: &Call,
+        mut attempt: impl FnMut(Url) -> F,
+    ) -> anyhow::Result<(T, u32)> {
         let url = self
             .base_url
             .join(&call.path)
             .map_err(|e| anyhow!("{call}: building the URL: {e}"))?;
-        let started = Instant::now();
-        let mut attempt = 0;
+        let mut attempts = 0;
         loop {
-            attempt += 1;
+            attempts += 1;
             let attempt_started = Instant::now();
-            match self.attempt(&url, &call.query).await {
-                Ok((status, body)) => {
-                    let stats = CallStats {
-                        bytes: body.len() as u64,
-                        attempts: attempt,
-                        elapsed: started.elapsed(),
-                    };
-                    tracing::info!(
-                        status = status.as_u16(),
-                        bytes = stats.bytes,
-                        attempt,
-                        elapsed_ms = stats.elapsed.as_millis() as u64,
-                        "Bitcram call succeeded"
-                    );
-                    return Ok((body, stats));
-                }
+            match attempt(url.clone()).await {
+                Ok(value) => return Ok((value, attempts)),
                 Err(AttemptError::Permanent(reason)) => bail!("{call}: {reason}"),
                 Err(AttemptError::Transient {
                     reason,
                     retry_after,
                 }) => {
-                    if attempt >= self.max_attempts {
-                        bail!("{call}: {reason} (gave up after {attempt} attempts)");
+                    if attempts >= self.max_attempts {
+                        bail!("{call}: {reason} (gave up after {attempts} attempts)");
                     }
                     let delay = retry_after
-                        .unwrap_or_else(|| backoff_delay(self.retry_base_delay, attempt));
+                        .unwrap_or_else(|| backoff_delay(self.retry_base_delay, attempts));
                     tracing::warn!(
-                        attempt,
+                        attempt = attempts,
                         elapsed_ms = attempt_started.elapsed().as_millis() as u64,
                         delay_ms = delay.as_millis() as u64,
                         error = %reason,
@@ -353,9 +443,21 @@ impl BitcramClient {
     /// One GET: the body of a 2xx, or why not and whether to try again.
     async fn attempt(
         &self,
-        url: &Url,
+        url: Url,
         query: &[(&str, String)],
     ) -> Result<(StatusCode, Vec<u8>), AttemptError> {
+        let response = self.respond(url, query).await?;
+        let status = response.status();
+        Ok((status, read_body(response, self.max_body_bytes).await?))
+    }
+
+    /// One GET up to its headers: a 2xx response, its body unread, or why
+    /// not and whether to try again.
+    async fn respond(
+        &self,
+        url: Url,
+        query: &[(&str, String)],
+    ) -> Result<reqwest::Response, AttemptError> {
         let response = self
             .http
             .get(url.clone())
@@ -367,12 +469,12 @@ impl BitcramClient {
             .map_err(|e| transport_error(&e))?;
         let status = response.status();
         if status.is_success() {
-            return Ok((status, read_body(response, self.max_body_bytes).await?));
+            return Ok(response);
         }
         if status.is_redirection() {
             return Err(AttemptError::Permanent(redirect_refusal(
                 status,
-                url,
+                &url,
                 response.headers(),
             )));
         }
@@ -429,80 +531,23 @@ impl fmt::Display for Call {
     }
 }
 
-/// Reads a body chunk by chunk into one buffer sized from its
-/// `Content-Length` (up to [`MAX_PRESIZED_BODY`]), rather than gathering
-/// the chunks and copying them once more. A body shorter than its
-/// `Content-Length` is an error worth another attempt; one longer than
-/// `max_bytes` (decompressed, for a gzip body, which has no length up
-/// front) is an error that another attempt would not change.
-async fn read_body(
-    mut response: reqwest::Response,
-    max_bytes: u64,
-) -> Result<Vec<u8>, AttemptError> {
-    let expected = response.content_length();
-    if let Some(len) = expected.filter(|&len| len > max_bytes) {
-        return Err(too_large(len, max_bytes));
-    }
-    let capacity = expected.map_or(0, |len| len.min(MAX_PRESIZED_BODY) as usize);
-    let mut body: Vec<u8> = Vec::with_capacity(capacity);
-    advise_huge_pages(&mut body);
-    while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e))? {
-        if (body.len() + chunk.len()) as u64 > max_bytes {
-            return Err(too_large(body.len() as u64 + chunk.len() as u64, max_bytes));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    match expected {
-        Some(len) if len != body.len() as u64 => Err(AttemptError::Transient {
-            reason: format!(
-                "the response body was cut short: {} of {len} bytes",
-                body.len()
-            ),
-            retry_after: None,
-        }),
-        _ => Ok(body),
-    }
-}
-
-fn too_large(at_least: u64, max_bytes: u64) -> AttemptError {
-    let limit = if max_bytes.is_multiple_of(1 << 20) {
-        format!("{} MiB", max_bytes >> 20)
-    } else {
-        format!("{max_bytes} bytes")
+/// The two list calls of a checkout: its price list, its warehouse's stock.
+fn list_calls(checkout: &Checkout) -> (Call, Call) {
+    let price_list = Call {
+        endpoint: Endpoint::PriceList,
+        path: format!("api/checkouts/index/{}/price_list", checkout.id),
+        query: Vec::new(),
     };
-    AttemptError::Permanent(format!(
-        "the response body is larger than the {limit} a body may be (it reached {at_least} \
-         bytes, decompressed)"
-    ))
-}
-
-/// Asks Linux to back a large body's buffer with huge pages where it can.
-/// Filling 50 MB of fresh memory otherwise takes some 13,000 page faults,
-/// which cost more than the download itself on a fast link (measured on a
-/// 2-core VM: 35 ms in 4 KiB pages, 12 ms in 2 MiB ones). Advice only: a
-/// kernel without transparent huge pages ignores or refuses it, and the
-/// buffer works the same.
-fn advise_huge_pages(buffer: &mut Vec<u8>) {
-    #[cfg(target_os = "linux")]
-    {
-        const PAGE: usize = 4096;
-        const WORTH_IT: usize = 4 << 20;
-        let capacity = buffer.capacity();
-        if capacity < WORTH_IT {
-            return;
-        }
-        let start = buffer.as_mut_ptr() as usize;
-        let aligned = start.next_multiple_of(PAGE);
-        let len = (capacity - (aligned - start)) / PAGE * PAGE;
-        // SAFETY: madvise only gives advice about pages that lie wholly
-        // inside the buffer's allocation; MADV_HUGEPAGE never changes what
-        // the memory holds.
-        let refused =
-            unsafe { libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_HUGEPAGE) } != 0;
-        if refused {
-            tracing::debug!("the kernel refused huge pages for a body buffer");
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = buffer;
+    let stock = Call {
+        endpoint: Endpoint::Stock,
+        path: "api/stock_items/index".to_owned(),
+        query: vec![
+            ("list_light", "true".to_owned()),
+            (
+                "where",
+                serde_json::json!({ "warehouse_id": checkout.warehouse_id }).to_string(),
+            ),
+        ],
+    };
+    (price_list, stock)
 }

@@ -3,7 +3,10 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::io::{BufRead as _, BufReader, Read};
+use std::marker::PhantomData;
 
+use serde::Deserialize;
 use serde::de::{
     DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
@@ -15,8 +18,8 @@ use serde_json::value::RawValue;
 /// response has ever been seen; one would be a partial list). Returns the
 /// number of items. The items are skipped, not built: this checks the JSON
 /// without holding it.
-pub(super) fn check_envelope(body: &[u8]) -> Result<usize, String> {
-    walk_list(body, |_| Ok(()))
+pub fn check_envelope(body: &[u8]) -> Result<usize, String> {
+    walk_slice::<&RawValue>(body, |_| Ok(()))
 }
 
 /// Reads a list body as [`check_envelope`] checks it, and hands its items
@@ -28,29 +31,119 @@ pub fn split_list(
     body: &[u8],
     max_items: usize,
     max_bytes: usize,
-    mut each: impl FnMut(Vec<String>) -> Result<(), String>,
+    each: impl FnMut(Vec<String>) -> Result<(), String>,
 ) -> Result<usize, String> {
-    let mut batch = Vec::new();
-    let mut bytes = 0;
-    let items = walk_list(body, |item| {
-        batch.push(item.get().to_owned());
-        bytes += item.get().len();
-        if batch.len() >= max_items || bytes >= max_bytes {
-            bytes = 0;
-            each(std::mem::take(&mut batch))?;
-        }
-        Ok(())
-    })?;
-    if !batch.is_empty() {
-        each(batch)?;
-    }
+    let mut batcher = Batcher::new(max_items, max_bytes, each);
+    let items = walk_slice(body, |item: &RawValue| batcher.push(item.get().to_owned()))?;
+    batcher.flush()?;
     Ok(items)
 }
 
-/// The walk both share: `on_item` sees each item, borrowed from the body.
-fn walk_list<'de>(
+/// Reads a list body arriving through `reader` as [`split_list`] reads a
+/// whole one, with the same words for the same faults. An error of the
+/// reader reads as [`SplitError::Read`], for the caller to name.
+pub fn split_reader(
+    reader: impl Read,
+    max_items: usize,
+    max_bytes: usize,
+    each: impl FnMut(Vec<String>) -> Result<(), String>,
+) -> Result<usize, SplitError> {
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
+    let read_error = |e: std::io::Error| SplitError::Read(e.to_string());
+    // The first byte that is not whitespace decides, as for a whole body.
+    let first = loop {
+        let buffer = reader.fill_buf().map_err(read_error)?;
+        if buffer.is_empty() {
+            return Err(SplitError::Malformed("the body is empty".to_owned()));
+        }
+        match buffer.iter().position(|b| !b.is_ascii_whitespace()) {
+            Some(at) => {
+                let first = buffer[at];
+                reader.consume(at);
+                break first;
+            }
+            None => {
+                let all = buffer.len();
+                reader.consume(all);
+            }
+        }
+    };
+    if first != b'{' {
+        // Not a list: an error page, usually small. Read whole, it gets the
+        // words a whole body would.
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).map_err(read_error)?;
+        return walk_slice::<&RawValue>(&rest, |_| Ok(())).map_err(SplitError::Malformed);
+    }
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let mut batcher = Batcher::new(max_items, max_bytes, each);
+    let items = walk(&mut de, |item: Box<RawValue>| {
+        batcher.push(String::from(Box::<str>::from(item)))
+    })
+    .map_err(|fault| match fault {
+        Fault::Io(message) => SplitError::Read(message),
+        Fault::Malformed(reason) => SplitError::Malformed(reason),
+    })?;
+    batcher.flush().map_err(SplitError::Malformed)?;
+    Ok(items)
+}
+
+/// Why [`split_reader`] stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SplitError {
+    /// The body is not a complete list (or the taker stopped): why.
+    Malformed(String),
+    /// The reader failed: its message.
+    Read(String),
+}
+
+/// How much of a body in chunks is read ahead of the parser.
+const READ_BUFFER_BYTES: usize = 64 << 10;
+
+/// Gathers items into batches of at most `max_items` items, or fewer once
+/// their text reaches `max_bytes`, for `each`.
+struct Batcher<F> {
+    batch: Vec<String>,
+    bytes: usize,
+    max_items: usize,
+    max_bytes: usize,
+    each: F,
+}
+
+impl<F: FnMut(Vec<String>) -> Result<(), String>> Batcher<F> {
+    fn new(max_items: usize, max_bytes: usize, each: F) -> Self {
+        Self {
+            batch: Vec::new(),
+            bytes: 0,
+            max_items,
+            max_bytes,
+            each,
+        }
+    }
+
+    fn push(&mut self, item: String) -> Result<(), String> {
+        self.bytes += item.len();
+        self.batch.push(item);
+        if self.batch.len() >= self.max_items || self.bytes >= self.max_bytes {
+            self.bytes = 0;
+            (self.each)(std::mem::take(&mut self.batch))?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        (self.each)(std::mem::take(&mut self.batch))
+    }
+}
+
+/// The walk of a whole body: `on_item` sees each item, borrowed from it
+/// (`&RawValue`) or copied (`Box<RawValue>`).
+fn walk_slice<'de, T: Deserialize<'de>>(
     body: &'de [u8],
-    mut on_item: impl FnMut(&'de RawValue) -> Result<(), String>,
+    on_item: impl FnMut(T) -> Result<(), String>,
 ) -> Result<usize, String> {
     // A derived struct also accepts a JSON array as its fields in order.
     match body.iter().find(|b| !b.is_ascii_whitespace()) {
@@ -61,23 +154,46 @@ fn walk_list<'de>(
         }
         Some(_) => return Err("the body is not JSON".to_owned()),
     }
-    let mut stopped = None;
     let mut de = serde_json::Deserializer::from_slice(body);
+    walk(&mut de, on_item).map_err(|fault| match fault {
+        Fault::Io(message) | Fault::Malformed(message) => message,
+    })
+}
+
+/// Why [`walk`] stopped.
+enum Fault {
+    /// The reader under the parser failed: its message.
+    Io(String),
+    Malformed(String),
+}
+
+/// The walk every list takes, once its first byte is known to open an
+/// object: the envelope read, each item handed to `on_item`, the counts
+/// compared.
+fn walk<'de, R: serde_json::de::Read<'de>, T: Deserialize<'de>>(
+    de: &mut serde_json::Deserializer<R>,
+    mut on_item: impl FnMut(T) -> Result<(), String>,
+) -> Result<usize, Fault> {
+    let mut stopped = None;
     let envelope = ListEnvelope {
         on_item: &mut on_item,
         stopped: &mut stopped,
+        item: PhantomData,
     }
-    .deserialize(&mut de)
+    .deserialize(&mut *de)
     .and_then(|envelope| de.end().map(|()| envelope));
     if let Some(reason) = stopped {
-        return Err(reason);
+        return Err(Fault::Malformed(reason));
     }
     let envelope = envelope.map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
-            Category::Eof => format!("the body is cut short ({e})"),
-            Category::Syntax | Category::Io => format!("the body is not JSON ({e})"),
-            Category::Data => format!("the body is not a list {{\"items\": [...]}} ({e})"),
+            Category::Io => Fault::Io(e.to_string()),
+            Category::Eof => Fault::Malformed(format!("the body is cut short ({e})")),
+            Category::Syntax => Fault::Malformed(format!("the body is not JSON ({e})")),
+            Category::Data => {
+                Fault::Malformed(format!("the body is not a list {{\"items\": [...]}} ({e})"))
+            }
         }
     })?;
     let items = envelope.items;
@@ -85,10 +201,10 @@ fn walk_list<'de>(
         if let Some(value) = value
             && reported_len(value).is_some_and(|reported| reported > items as f64)
         {
-            return Err(format!(
+            return Err(Fault::Malformed(format!(
                 "the response reports {field} {value} but carries {items} items; a partial list \
                  is refused"
-            ));
+            )));
         }
     }
     Ok(items)
@@ -103,13 +219,14 @@ struct Envelope {
 
 /// Reads the envelope object, handing each item of `items` to `on_item`.
 /// An error of `on_item` goes to `stopped` (serde's errors carry no value).
-struct ListEnvelope<'f, F> {
+struct ListEnvelope<'f, F, T> {
     on_item: &'f mut F,
     stopped: &'f mut Option<String>,
+    item: PhantomData<T>,
 }
 
-impl<'de, F: FnMut(&'de RawValue) -> Result<(), String>> DeserializeSeed<'de>
-    for ListEnvelope<'_, F>
+impl<'de, T: Deserialize<'de>, F: FnMut(T) -> Result<(), String>> DeserializeSeed<'de>
+    for ListEnvelope<'_, F, T>
 {
     type Value = Envelope;
 
@@ -118,7 +235,9 @@ impl<'de, F: FnMut(&'de RawValue) -> Result<(), String>> DeserializeSeed<'de>
     }
 }
 
-impl<'de, F: FnMut(&'de RawValue) -> Result<(), String>> Visitor<'de> for ListEnvelope<'_, F> {
+impl<'de, T: Deserialize<'de>, F: FnMut(T) -> Result<(), String>> Visitor<'de>
+    for ListEnvelope<'_, F, T>
+{
     type Value = Envelope;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -134,6 +253,7 @@ impl<'de, F: FnMut(&'de RawValue) -> Result<(), String>> Visitor<'de> for ListEn
                     items = Some(map.next_value_seed(Items {
                         on_item: &mut *self.on_item,
                         stopped: &mut *self.stopped,
+                        item: PhantomData,
                     })?);
                 }
                 "count" => count = Some(map.next_value()?),
@@ -152,12 +272,15 @@ impl<'de, F: FnMut(&'de RawValue) -> Result<(), String>> Visitor<'de> for ListEn
 }
 
 /// The `items` array.
-struct Items<'f, F> {
+struct Items<'f, F, T> {
     on_item: &'f mut F,
     stopped: &'f mut Option<String>,
+    item: PhantomData<T>,
 }
 
-impl<'de, F: FnMut(&'de RawValue) -> Result<(), String>> DeserializeSeed<'de> for Items<'_, F> {
+impl<'de, T: Deserialize<'de>, F: FnMut(T) -> Result<(), String>> DeserializeSeed<'de>
+    for Items<'_, F, T>
+{
     type Value = usize;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<usize, D::Error> {
@@ -165,7 +288,7 @@ impl<'de, F: FnMut(&'de RawValue) -> Result<(), String>> DeserializeSeed<'de> fo
     }
 }
 
-impl<'de, F: FnMut(&'de RawValue) -> Result<(), String>> Visitor<'de> for Items<'_, F> {
+impl<'de, T: Deserialize<'de>, F: FnMut(T) -> Result<(), String>> Visitor<'de> for Items<'_, F, T> {
     type Value = usize;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -174,7 +297,7 @@ impl<'de, F: FnMut(&'de RawValue) -> Result<(), String>> Visitor<'de> for Items<
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
         let mut n = 0;
-        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+        while let Some(item) = seq.next_element::<T>()? {
             n += 1;
             if let Err(reason) = (self.on_item)(item) {
                 *self.stopped = Some(reason);
@@ -266,20 +389,24 @@ mod tests {
         );
     }
 
+    /// Bodies that are not complete lists, one fault each.
+    const NOT_LISTS: [&str; 11] = [
+        r#"{"items":[1,2"#,
+        r#"{"items":[1,{"a":"é"#,
+        "<html>",
+        "",
+        "  \n ",
+        "[[1,2]]",
+        r#"{"data":[]}"#,
+        r#"{"items":{}}"#,
+        r#"{"items":[1],"count":2}"#,
+        r#"{"items":[1],"items":[2]}"#,
+        r#"{"items":[1]} x"#,
+    ];
+
     #[test]
     fn a_split_refuses_what_the_check_refuses_with_the_same_words() {
-        for body in [
-            r#"{"items":[1,2"#,
-            r#"{"items":[1,{"a":"é"#,
-            "<html>",
-            "",
-            "[[1,2]]",
-            r#"{"data":[]}"#,
-            r#"{"items":{}}"#,
-            r#"{"items":[1],"count":2}"#,
-            r#"{"items":[1],"items":[2]}"#,
-            r#"{"items":[1]} x"#,
-        ] {
+        for body in NOT_LISTS {
             let checked = check_envelope(body.as_bytes()).unwrap_err();
             assert_eq!(split(body, 1, 1).unwrap_err(), checked, "{body}");
         }
@@ -289,6 +416,108 @@ mod tests {
         for end in 0..body.len() {
             let Some(cut) = body.get(..end) else { continue };
             assert!(split(cut, 1, 1).is_err(), "{cut}");
+        }
+    }
+
+    /// Reads `body` in pieces of `piece` bytes, the last one shorter: a
+    /// piece may end anywhere, inside a string, an escape, a number or a
+    /// multi-byte character.
+    struct Pieces<'a> {
+        body: &'a [u8],
+        piece: usize,
+    }
+
+    impl Read for Pieces<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.piece.min(buf.len()).min(self.body.len());
+            buf[..n].copy_from_slice(&self.body[..n]);
+            self.body = &self.body[n..];
+            Ok(n)
+        }
+    }
+
+    fn split_pieces(
+        body: &str,
+        piece: usize,
+        max_items: usize,
+    ) -> Result<Vec<Vec<String>>, SplitError> {
+        let mut batches = Vec::new();
+        let reader = Pieces {
+            body: body.as_bytes(),
+            piece,
+        };
+        split_reader(reader, max_items, usize::MAX, |batch| {
+            batches.push(batch);
+            Ok(())
+        })?;
+        Ok(batches)
+    }
+
+    #[test]
+    fn a_body_read_in_pieces_splits_as_the_whole_body_does_wherever_the_pieces_end() {
+        let body = r#" { "count": 3, "x": {"items": 1},
+            "items": [ {"a": "\"é\u00e9\\", "n": -1.50e+3},[1, {"b":null}],"ñandú"] } "#;
+        let whole = split(body, 2, usize::MAX).unwrap();
+        for piece in 1..=body.len() {
+            assert_eq!(
+                split_pieces(body, piece, 2).unwrap(),
+                whole,
+                "pieces of {piece}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_body_read_in_pieces_is_refused_with_the_words_of_a_whole_one() {
+        for body in NOT_LISTS {
+            // The same words; serde_json counts the column of a reader's
+            // error one byte further on.
+            let words = |reason: &str| reason.split(" at line ").next().unwrap().to_owned();
+            let whole = split(body, 1, 1).unwrap_err();
+            for piece in [1, 3, 64 << 10] {
+                let SplitError::Malformed(reason) = split_pieces(body, piece, 1).unwrap_err()
+                else {
+                    panic!("{body:?} in pieces of {piece}: not malformed");
+                };
+                assert_eq!(
+                    words(&reason),
+                    words(&whole),
+                    "{body:?} in pieces of {piece}"
+                );
+            }
+        }
+        // Cut anywhere, in pieces of any size, a body is refused.
+        let body = r#"{"items":[{"id":1,"s":"a\"é"},{"id":22.5e1}],"total":2}"#;
+        for end in 0..body.len() {
+            let Some(cut) = body.get(..end) else { continue };
+            for piece in [1, 2, 7] {
+                assert!(
+                    matches!(split_pieces(cut, piece, 1), Err(SplitError::Malformed(_))),
+                    "{cut}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_failing_reader_is_a_read_error_not_a_malformed_body() {
+        struct Failing(usize);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let head = br#"{"items":[1,"#;
+                if self.0 < head.len() {
+                    buf[0] = head[self.0];
+                    self.0 += 1;
+                    return Ok(1);
+                }
+                Err(std::io::Error::other("the connection was reset"))
+            }
+        }
+        match split_reader(Failing(0), 1, 1, |_| Ok(())) {
+            Err(SplitError::Read(message)) => {
+                assert!(message.starts_with("the connection was reset"), "{message}")
+            }
+            other => panic!("{other:?}"),
         }
     }
 

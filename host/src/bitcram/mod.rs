@@ -23,6 +23,7 @@
 mod checkout;
 mod client;
 mod envelope;
+mod receive;
 mod retry;
 mod url;
 
@@ -30,8 +31,11 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-pub use client::{BitcramClient, CallStats, Checkout, Download, Endpoint, Extract, PendingList};
-pub use envelope::split_list;
+pub use client::{
+    BitcramClient, CallStats, Checkout, Download, Endpoint, Extract, ListStream, Opened,
+    PendingList,
+};
+pub use envelope::{SplitError, check_envelope, split_list, split_reader};
 pub use retry::MAX_RETRY_AFTER;
 pub use url::{check_base_url, parse_base_url};
 

@@ -26,6 +26,15 @@ pub(super) enum AttemptError {
     Permanent(String),
 }
 
+impl AttemptError {
+    /// Why, whether or not another attempt could pass.
+    pub(super) fn into_reason(self) -> String {
+        match self {
+            AttemptError::Transient { reason, .. } | AttemptError::Permanent(reason) => reason,
+        }
+    }
+}
+
 /// Sorts a transport failure: timeouts, connection failures and bodies cut
 /// short are worth another attempt; a request that cannot be built is not.
 pub(super) fn transport_error(error: &reqwest::Error) -> AttemptError {

@@ -360,13 +360,20 @@ impl Loader {
     /// the state table holds a record whose input key is `input_sha256`, and
     /// the table is exactly as that run left it (same ids, `stock` and `data`).
     pub fn unchanged_since_last_run(&self, input_sha256: &str) -> Option<&RunRecord> {
+        self.skippable_record()
+            .filter(|previous| previous.input_sha256 == input_sha256)
+    }
+
+    /// Whether some input could let this run skip its transform (see
+    /// [`Loader::unchanged_since_last_run`]): a diff run on a table as the
+    /// last recorded run left it, whose record is returned.
+    pub fn skippable_record(&self) -> Option<&RunRecord> {
         if self.settings.mode != SyncMode::Diff || self.report.rows_before == 0 {
             return None;
         }
         let tracking = self.tracking.as_ref()?;
         let previous = tracking.previous.as_ref()?;
-        (previous.input_sha256 == input_sha256 && previous.table_digest == tracking.before.to_hex())
-            .then_some(previous)
+        (previous.table_digest == tracking.before.to_hex()).then_some(previous)
     }
 
     /// Tells the load this run's input, so that a commit records it in the
