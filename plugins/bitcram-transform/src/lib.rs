@@ -6,6 +6,7 @@
 
 mod data;
 mod merge;
+mod stock;
 
 pub use merge::{InputError, Row, Source, Summary, Transform, TransformError};
 

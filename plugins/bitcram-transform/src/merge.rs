@@ -25,14 +25,17 @@
 //! page, a price-list page is kept as the bytes it came in, with the range
 //! and id of each item; rows are built only when asked for, a batch at a
 //! time, and a page's bytes are freed as soon as its last row has been
-//! handed out. Either way the stock balances and the price list's ids are
-//! held until the end.
+//! handed out. Either way the stock is held until the end as `(id, balance)`
+//! pairs, 16 bytes a product, sorted by id once complete and searched by
+//! bisection, with one bit per pair marking the products the price list
+//! named; only the price-list ids without stock are kept in a hash set.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 
 use crate::data::{canonical_id, item_data, parse_balance, snippet};
+use crate::stock::StockTable;
 
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny};
@@ -147,11 +150,9 @@ pub struct Transform {
     pages_seen: HashMap<Source, u32>,
     last_source: Option<Source>,
     finished: bool,
-    /// Product id → balance, from the stock pages.
-    stock: HashMap<u64, i64>,
-    /// Every product id of the price list, to refuse duplicates and count
-    /// stock items that match no product.
-    price_list_ids: HashSet<u64>,
+    /// The stock's balances, and the price list's ids, to refuse duplicates
+    /// and count stock items that match no product.
+    stock: StockTable,
     pending: std::collections::VecDeque<PriceListPage>,
     /// Item by item: the sources ended so far (a prefix of [`SOURCES`]), the
     /// items pushed of the one open (only it takes items), and the rows made
@@ -178,8 +179,10 @@ impl Transform {
         Self::default()
     }
 
-    /// Takes one page. The page is consumed: stock pages are reduced to a map
-    /// of balances, price-list pages kept as bytes until their rows are taken.
+    /// Takes one page. The page is consumed: stock pages are reduced to their
+    /// balances, price-list pages kept as bytes until their rows are taken.
+    /// The first price-list page ends the stock, refusing a product found
+    /// twice in it.
     pub fn push(&mut self, source: Source, page: Vec<u8>) -> Result<(), TransformError> {
         if self.finished {
             return Err(TransformError::Protocol(format!(
@@ -207,7 +210,10 @@ impl Transform {
                 .map(drop)
                 .map_err(|e| at.malformed(format!("not valid JSON: {e}"))),
             Source::Stock => self.push_stock(at, &utf8(at, page)?),
-            Source::PriceList => self.push_price_list(at, utf8(at, page)?),
+            Source::PriceList => {
+                self.seal_stock()?;
+                self.push_price_list(at, utf8(at, page)?)
+            }
         }
     }
 
@@ -236,14 +242,21 @@ impl Transform {
             Some(value) => parse_balance(value)
                 .map_err(|message| item.invalid(Some(id), Some("product_balance"), message))?,
         };
-        if self.stock.insert(id, balance).is_some() {
-            return Err(TransformError::DuplicateKey {
-                source: Source::Stock,
-                product_id: id.to_string(),
-            });
-        }
+        self.stock.push(id, balance);
         self.summary.stock_items += 1;
         Ok(())
+    }
+
+    /// Ends the stock, refusing a product found twice in it: item by item
+    /// at its `end_source`; page by page at the first price-list page or,
+    /// when none came, at `finish`. Once it has succeeded, does nothing.
+    fn seal_stock(&mut self) -> Result<(), TransformError> {
+        self.stock
+            .seal()
+            .map_err(|id| TransformError::DuplicateKey {
+                source: Source::Stock,
+                product_id: id.to_string(),
+            })
     }
 
     fn push_price_list(&mut self, at: Locator, page: String) -> Result<(), TransformError> {
@@ -279,7 +292,7 @@ impl Transform {
                 .map_err(|message| item.invalid(None, Some("product_id"), message))?,
             None => return Err(item.invalid(None, Some("product_id"), "missing".to_owned())),
         };
-        if !self.price_list_ids.insert(id) {
+        if !self.stock.claim(id) {
             return Err(TransformError::DuplicateKey {
                 source: Source::PriceList,
                 product_id: id.to_string(),
@@ -289,7 +302,7 @@ impl Transform {
     }
 
     /// Takes the next items of `source`, each one JSON value as text (the
-    /// item-by-item contract). Stock items go into the balance map;
+    /// item-by-item contract). Stock items are reduced to their balances;
     /// price-list items become rows at once, since every stock item came
     /// before them; checkout items are not needed.
     pub fn push_items(&mut self, source: Source, items: Vec<String>) -> Result<(), TransformError> {
@@ -310,7 +323,7 @@ impl Transform {
                     self.ready.push_back(Row {
                         id: id.to_string(),
                         data: item_data(&raw),
-                        stock: self.stock.get(&id).copied().unwrap_or(0),
+                        stock: self.stock.balance(id),
                     });
                 }
             }
@@ -318,9 +331,13 @@ impl Transform {
         Ok(())
     }
 
-    /// Says that every item of `source` has been pushed.
+    /// Says that every item of `source` has been pushed. Ending the stock
+    /// refuses a product found twice in it.
     pub fn end_source(&mut self, source: Source) -> Result<(), TransformError> {
         self.expect_open(source, "was ended")?;
+        if source == Source::Stock {
+            self.seal_stock()?;
+        }
         self.ended += 1;
         self.open_items = 0;
         Ok(())
@@ -370,13 +387,10 @@ impl Transform {
                 SOURCES[self.ended]
             )));
         }
+        self.seal_stock()?;
         self.finished = true;
         self.summary.rows = self.summary.price_list_items;
-        self.summary.dropped_stock_items = self
-            .stock
-            .keys()
-            .filter(|id| !self.price_list_ids.contains(*id))
-            .count() as u64;
+        self.summary.dropped_stock_items = self.stock.unclaimed();
         Ok(self.summary)
     }
 
@@ -399,7 +413,7 @@ impl Transform {
             let take = (max_rows - rows.len()).min(page.items.len() - page.next);
             for (range, id) in &page.items[page.next..page.next + take] {
                 let data = item_data(&page.text[range.clone()]);
-                let stock = self.stock.get(id).copied().unwrap_or(0);
+                let stock = self.stock.balance(*id);
                 rows.push(Row {
                     id: id.to_string(),
                     data,

@@ -580,3 +580,168 @@ fn item_by_item_sources_are_pushed_and_ended_in_order() {
     let m = protocol(t.end_source(Source::Checkout).unwrap_err());
     assert_eq!(m, "pages and items were mixed in one transform");
 }
+
+fn duplicate(source: Source, product_id: &str) -> TransformError {
+    TransformError::DuplicateKey {
+        source,
+        product_id: product_id.to_owned(),
+    }
+}
+
+#[test]
+fn a_stock_duplicate_across_pages_is_refused_once_the_stock_is_complete() {
+    let pages = [
+        r#"{"items":[{"product_id":5,"product_balance":1},{"product_id":3,"product_balance":1}]}"#,
+        r#"{"items":[{"product_id":4,"product_balance":1},{"product":{"id":5},"product_balance":2}]}"#,
+    ];
+    let price_list = r#"{"items":[{"product_id":5}]}"#;
+    // At the first price-list page, before it is read.
+    let mut t = Transform::new();
+    for page in pages {
+        t.push(Source::Stock, page.as_bytes().to_vec()).unwrap();
+    }
+    let err = t
+        .push(Source::PriceList, price_list.as_bytes().to_vec())
+        .unwrap_err();
+    assert_eq!(err, duplicate(Source::Stock, "5"));
+    assert_eq!(t.finish().unwrap_err(), duplicate(Source::Stock, "5"));
+    // At finish, when no price-list page came.
+    let mut t = Transform::new();
+    for page in pages {
+        t.push(Source::Stock, page.as_bytes().to_vec()).unwrap();
+    }
+    assert_eq!(t.finish().unwrap_err(), duplicate(Source::Stock, "5"));
+    // And the same through `run`, item by item too.
+    assert_eq!(
+        run(&pages, &[price_list]).unwrap_err(),
+        duplicate(Source::Stock, "5")
+    );
+}
+
+#[test]
+fn a_stock_duplicate_across_item_batches_is_refused_at_the_end_of_the_stock() {
+    let mut t = Transform::new();
+    t.end_source(Source::Checkout).unwrap();
+    t.push_items(
+        Source::Stock,
+        vec![
+            r#"{"product_id":9,"product_balance":1}"#.into(),
+            r#"{"product_id":2,"product_balance":1}"#.into(),
+        ],
+    )
+    .unwrap();
+    t.push_items(
+        Source::Stock,
+        vec![r#"{"product_id":"009","product_balance":3}"#.into()],
+    )
+    .unwrap();
+    let err = t.end_source(Source::Stock).unwrap_err();
+    assert_eq!(err, duplicate(Source::Stock, "9"));
+    // The stock stays open: the price list is not taken.
+    assert!(matches!(
+        t.push_items(Source::PriceList, vec![]),
+        Err(TransformError::Protocol(_))
+    ));
+}
+
+#[test]
+fn of_several_stock_duplicates_the_smallest_id_is_named() {
+    let err = run(
+        &[r#"{"items":[
+            {"product_id":7,"product_balance":1},
+            {"product_id":7,"product_balance":1},
+            {"product_id":3,"product_balance":1},
+            {"product_id":3,"product_balance":1}]}"#],
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(err, duplicate(Source::Stock, "3"));
+}
+
+#[test]
+fn a_price_list_duplicate_is_refused_with_or_without_stock() {
+    let stock = [
+        r#"{"items":[{"product_id":1,"product_balance":4},{"product_id":2,"product_balance":5}]}"#,
+    ];
+    let with_stock = run(
+        &stock,
+        &[
+            r#"{"items":[{"product_id":3},{"product_id":2}]}"#,
+            r#"{"items":[{"product_id":1},{"product_id":"2"}]}"#,
+        ],
+    )
+    .unwrap_err();
+    assert_eq!(with_stock, duplicate(Source::PriceList, "2"));
+    let without_stock = run(
+        &stock,
+        &[
+            r#"{"items":[{"product_id":3},{"product_id":2}]}"#,
+            r#"{"items":[{"product_id":1},{"product_id":"03"}]}"#,
+        ],
+    )
+    .unwrap_err();
+    assert_eq!(without_stock, duplicate(Source::PriceList, "3"));
+}
+
+#[test]
+fn stock_items_matching_no_product_are_counted_as_dropped() {
+    let (rows, summary) = run(
+        &[
+            r#"{"items":[{"product_id":10,"product_balance":1},{"product_id":11,"product_balance":2}]}"#,
+            r#"{"items":[{"product_id":12,"product_balance":3},{"product_id":13,"product_balance":4}]}"#,
+        ],
+        &[r#"{"items":[{"product_id":13},{"product_id":1},{"product_id":11}]}"#],
+    )
+    .unwrap();
+    let got: Vec<(&str, i64)> = rows.iter().map(|r| (r.id.as_str(), r.stock)).collect();
+    assert_eq!(got, vec![("13", 4), ("1", 0), ("11", 2)]);
+    assert_eq!(summary.stock_items, 4);
+    assert_eq!(summary.dropped_stock_items, 2, "10 and 12");
+}
+
+#[test]
+fn balances_are_found_for_stock_pushed_out_of_order() {
+    // 200 products in a scrambled order over several pages (more than one
+    // 64-bit word of the matched-entries bitset); the price list names the
+    // even ids from 0 to 398, half of them without stock.
+    let id = |n: u64| (n * 37) % 200 * 2 + n % 2;
+    let stock: Vec<String> = (0..200u64)
+        .collect::<Vec<_>>()
+        .chunks(30)
+        .map(|chunk| {
+            let items: Vec<String> = chunk
+                .iter()
+                .map(|&n| {
+                    let id = id(n);
+                    format!(r#"{{"product_id":{id},"product_balance":{}}}"#, 1000 + id)
+                })
+                .collect();
+            format!(r#"{{"items":[{}]}}"#, items.join(","))
+        })
+        .collect();
+    let price_list_items: Vec<String> = (0..200u64)
+        .rev()
+        .map(|n| format!(r#"{{"product_id":{}}}"#, n * 2))
+        .collect();
+    let price_list = format!(r#"{{"items":[{}]}}"#, price_list_items.join(","));
+    let stock: Vec<&str> = stock.iter().map(String::as_str).collect();
+    let (rows, summary) = run(&stock, &[&price_list]).unwrap();
+    let in_stock: std::collections::HashSet<u64> = (0..200).map(id).collect();
+    assert_eq!(in_stock.len(), 200, "the ids are distinct");
+    let expected: Vec<(String, i64)> = (0..200u64)
+        .rev()
+        .map(|n| {
+            let id = n * 2;
+            let balance = if in_stock.contains(&id) {
+                1000 + id as i64
+            } else {
+                0
+            };
+            (id.to_string(), balance)
+        })
+        .collect();
+    let got: Vec<(String, i64)> = rows.into_iter().map(|r| (r.id, r.stock)).collect();
+    assert_eq!(got, expected);
+    let matched = (0..200u64).filter(|n| in_stock.contains(&(n * 2))).count() as u64;
+    assert_eq!(summary.dropped_stock_items, 200 - matched);
+}
