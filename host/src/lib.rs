@@ -17,8 +17,8 @@
 //! - [`snapshot`]: the raw API bodies of one run, on disk;
 //! - [`plugin`]: the sandboxed WebAssembly transform runtime;
 //! - [`logging`]: tracing to stderr, in the format it is given;
-//! - [`net`], [`exit`], [`model`]: the leaves: TLS and error chains, exit
-//!   codes, the types every stage shares.
+//! - [`net`], [`exit`], [`model`], `id_set`: the leaves: TLS and error
+//!   chains, exit codes, the types every stage shares, a compact set of ids.
 //!
 //! Public beyond the binary are the modules the integration tests and the
 //! benchmarks drive directly (the client, the gate and sandbox, the loader,
@@ -32,6 +32,7 @@ pub mod commands;
 pub mod config;
 pub mod exit;
 mod extract;
+mod id_set;
 pub mod load;
 pub mod logging;
 pub mod model;

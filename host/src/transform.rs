@@ -2,7 +2,6 @@
 //! batches as soon as the plugin has them, checks every row, and hands the
 //! batches to a sink (a file, a database transaction).
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -10,6 +9,7 @@ use futures_util::{Stream, StreamExt as _};
 
 use crate::bitcram::SplitError;
 use crate::body::Body;
+use crate::id_set::IdSet;
 use crate::model::{Row, RunContext, Source};
 use crate::plugin::{Feeding, Plugin, PluginError, Summary, TransformSession};
 
@@ -123,7 +123,8 @@ pub async fn run_transform<S: RowSink>(
     }
     let summary = session.finish().await?;
     drain(&mut session, &mut checking, sink).await?;
-    let checker = checking.checker();
+    let checker = checking.checker_mut();
+    checker.finish()?;
     if checker.rows != summary.rows {
         return Err(TransformFailure::InvalidRow {
             plugin: plugin.identity().to_string(),
@@ -255,6 +256,10 @@ impl Checking {
         self.idle.as_ref().expect("no batch is being checked")
     }
 
+    fn checker_mut(&mut self) -> &mut RowChecker {
+        self.idle.as_mut().expect("no batch is being checked")
+    }
+
     /// Starts checking `rows`; the previous batch must have been settled.
     fn start(&mut self, rows: Vec<Row>) {
         let mut checker = self.idle.take().expect("one batch is checked at a time");
@@ -306,7 +311,10 @@ async fn drain<S: RowSink>(
 /// The rules every row must meet, whatever plugin made it.
 struct RowChecker {
     plugin: String,
-    seen: HashSet<String>,
+    /// Every id so far. A repeated numeric id is found by
+    /// [`finish`](Self::finish), after the last row and before anything
+    /// commits; a repeated text id at once.
+    seen: IdSet,
     rows: u64,
 }
 
@@ -314,7 +322,7 @@ impl RowChecker {
     fn new(plugin: String) -> Self {
         Self {
             plugin,
-            seen: HashSet::new(),
+            seen: IdSet::new(),
             rows: 0,
         }
     }
@@ -326,13 +334,25 @@ impl RowChecker {
         }
     }
 
+    fn repeated(&self, id: &str) -> TransformFailure {
+        self.invalid(format!("product {id} occurs in two rows"))
+    }
+
     fn check(&mut self, row: &Row) -> Result<(), TransformFailure> {
         check_row(row).map_err(|reason| self.invalid(reason))?;
-        if !self.seen.insert(row.id.clone()) {
-            return Err(self.invalid(format!("product {} occurs in two rows", row.id)));
+        if !self.seen.add(&row.id) {
+            return Err(self.repeated(&row.id));
         }
         self.rows += 1;
         Ok(())
+    }
+
+    /// The checks that need every row: no id in two rows.
+    fn finish(&mut self) -> Result<(), TransformFailure> {
+        match self.seen.repeated() {
+            Some(id) => Err(self.repeated(&id)),
+            None => Ok(()),
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 //! after the last row and before `COMMIT`, and any failure rolls everything
 //! back, including what the post-load statements wrote.
 
+mod current;
 mod fingerprint;
 mod guards;
 mod lock;
@@ -17,12 +18,10 @@ mod state;
 mod table;
 mod target;
 
-use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use anyhow::{Context as _, anyhow, bail};
-use futures_util::TryStreamExt as _;
-use sqlx::{Any, AnyPool, AssertSqlSafe, QueryBuilder, Row as _, Transaction};
+use sqlx::{Any, AnyPool, AssertSqlSafe, QueryBuilder, Transaction};
 
 pub use options::{LoadReport, LoadSettings, PostLoadWhen, SyncMode};
 pub use post_load::{
@@ -35,8 +34,10 @@ pub use state::{
 pub use table::{Dialect, TableName, check_table, create_table, create_table_sql};
 pub use target::{DatabaseTarget, describe_db_error};
 
+use crate::id_set::IdTally;
 use crate::model::{Row, SourceCounts, format_sql_datetime};
-use fingerprint::{Fingerprint, fingerprint};
+use current::Current;
+use fingerprint::fingerprint;
 use post_load::TransactionMark;
 
 /// Rows per multi-row statement: 4 placeholders a row stays far under MySQL's
@@ -74,14 +75,6 @@ pub async fn create_tables(
         table: created,
         state_table: state_created,
     })
-}
-
-/// The state of the table before the run, as the guards and the diff need it.
-enum Current {
-    /// Replace mode: only which ids exist.
-    Ids(HashSet<String>),
-    /// Diff mode: each id's fingerprint of `stock` and `data`.
-    Fingerprints(HashMap<String, Fingerprint>),
 }
 
 /// The state record's part of a load, when the state table exists.
@@ -158,7 +151,7 @@ impl Loader {
             dialect,
             quoted_table,
             synced_at_text: format_sql_datetime(settings.synced_at),
-            current: Current::Ids(HashSet::new()),
+            current: Current::Ids(IdTally::default()),
             pending: Vec::with_capacity(CHUNK_ROWS),
             pending_bytes: 0,
             chunks_written: 0,
@@ -202,48 +195,15 @@ impl Loader {
 
         // Replace mode rewrites every row, dry run or not: only the ids matter.
         let fingerprints = self.settings.mode == SyncMode::Diff;
-        self.current = if fingerprints {
-            let data = match dialect {
-                // MySQL returns its binary JSON as normalized text.
-                Dialect::MySql => "CAST(data AS CHAR)",
-                Dialect::MariaDb | Dialect::Sqlite => "data",
-            };
-            let sql = format!("SELECT id, stock, {data} FROM {}", self.quoted_table);
-            let mut map = HashMap::new();
-            let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(&mut **tx);
-            while let Some(row) = rows.try_next().await.map_err(|e| {
-                anyhow!(
-                    "reading the current rows of {table}: {}",
-                    describe_db_error(&e)
-                )
-            })? {
-                let id: String = row.try_get(0)?;
-                let stock: i64 = row.try_get(1)?;
-                let data: String = row.try_get(2)?;
-                let fp = fingerprint(stock, &data, dialect);
-                if let Some(tracking) = &mut self.tracking {
-                    tracking.before.add(&id, &fp);
-                }
-                map.insert(id, fp);
-            }
-            Current::Fingerprints(map)
-        } else {
-            let sql = format!("SELECT id FROM {}", self.quoted_table);
-            let ids: Vec<String> = sqlx::query_scalar(AssertSqlSafe(sql))
-                .fetch_all(&mut **tx)
-                .await
-                .map_err(|e| {
-                    anyhow!(
-                        "reading the current ids of {table}: {}",
-                        describe_db_error(&e)
-                    )
-                })?;
-            Current::Ids(ids.into_iter().collect())
+        let before = self.tracking.as_mut().map(|tracking| &mut tracking.before);
+        let read = current::Read {
+            table: &table,
+            quoted_table: &self.quoted_table,
+            dialect,
+            fingerprints,
         };
-        self.report.rows_before = match &self.current {
-            Current::Ids(ids) => ids.len(),
-            Current::Fingerprints(map) => map.len(),
-        } as u64;
+        self.current = read.rows(tx, before).await?;
+        self.report.rows_before = self.current.len();
 
         tracing::debug!(rows_before = self.report.rows_before, %table, "load transaction open");
         Ok(())
@@ -260,7 +220,7 @@ impl Loader {
             }
             let write = match &mut self.current {
                 Current::Ids(ids) => {
-                    ids.remove(&row.id);
+                    ids.strike(&row.id);
                     self.report.inserted += 1;
                     true
                 }
@@ -391,7 +351,7 @@ impl Loader {
         let rows = self.report.rows_before;
         self.report.rows_new = rows;
         self.report.unchanged = rows;
-        self.current = Current::Ids(HashSet::new());
+        self.current = Current::Ids(IdTally::default());
         if let Some(tracking) = &mut self.tracking {
             tracking.after = tracking.before;
             tracking.input = tracking.previous.as_ref().map(|previous| InputRecord {
@@ -421,11 +381,8 @@ impl Loader {
 
     async fn complete(&mut self) -> anyhow::Result<()> {
         self.flush().await?;
-        let vanished: Vec<String> = match &mut self.current {
-            Current::Ids(ids) => ids.drain().collect(),
-            Current::Fingerprints(map) => map.drain().map(|(id, _)| id).collect(),
-        };
-        self.report.deleted = vanished.len() as u64;
+        let (deleted, vanished) = self.current.take_vanished();
+        self.report.deleted = deleted;
         guards::check_shrink(&self.settings, &self.report)?;
         // A catalog without rows, allowed by --allow-shrink, still empties
         // the table (after the guard: a refused one locks nothing).
