@@ -151,6 +151,22 @@ impl Body {
     }
 }
 
+impl Body {
+    /// A blocking reader of the body, whole or in chunks (see [`ChunkReader`]).
+    pub fn into_reader(self) -> ChunkReader {
+        match self {
+            Body::Whole(bytes) => ChunkReader {
+                // Never asked: the body has ended.
+                chunks: mpsc::channel(1).1,
+                current: bytes,
+                ended: true,
+                failure: None,
+            },
+            Body::Chunks(chunks) => chunks.into_reader(),
+        }
+    }
+}
+
 impl Chunks {
     /// A blocking reader of the chunks, for a parser on a blocking thread.
     pub fn into_reader(self) -> ChunkReader {

@@ -2,20 +2,20 @@
 //! calls, the lists streamed as they arrive) or from a snapshot directory
 //! (each file read in chunks when its turn comes).
 
+use std::io::{Read, Write as _};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::anyhow;
+use anyhow::{Context as _, anyhow};
 use bytes::Bytes;
 use futures_util::stream::{self, BoxStream};
 use futures_util::{StreamExt as _, TryStreamExt as _};
-use sha2::{Digest as _, Sha256};
 
-use crate::bitcram::{BitcramClient, BitcramConfig, Checkout, Opened};
+use crate::bitcram::{BitcramClient, BitcramConfig, Checkout, ListStream, Opened, SplitError};
 use crate::body::Body;
 use crate::model::{BodyDigest, RunInfo, Source, format_synced_at};
 use crate::secrets::{SecretRef, Token};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{BodyFile, Snapshot, WrittenBody};
 
 /// Where the bodies come from.
 pub enum Input {
@@ -86,38 +86,32 @@ impl Extracted {
             .try_collect()
             .await?;
         self.pages = stream::iter(held.into_iter().map(Ok)).boxed();
-        self.settle_digests().await
+        self.digests().await.map(drop)
     }
 
     /// Each body's digest, in contract order; the bodies must have arrived
-    /// (the transform took them to their end).
+    /// (the transform took them to their end, or they were held whole).
     pub async fn digests(&mut self) -> anyhow::Result<Vec<BodyDigest>> {
-        self.settle_digests().await?;
-        Ok(self
-            .digests
-            .iter()
-            .map(|(source, page, digest)| BodyDigest {
+        let mut settled = Vec::with_capacity(self.digests.len());
+        for (source, page, digest) in &mut self.digests {
+            let sha256 = match digest {
+                Digest::Known(sha256) => sha256.clone(),
+                Digest::Arriving(arrival) => {
+                    let sha256 = arrival
+                        .await
+                        .map_err(|e| anyhow!("receiving the {} body failed: {e}", source.name()))?
+                        .map_err(|reason| anyhow!(reason))?;
+                    *digest = Digest::Known(sha256.clone());
+                    sha256
+                }
+            };
+            settled.push(BodyDigest {
                 source: *source,
                 page: *page,
-                sha256: match digest {
-                    Digest::Known(sha256) => sha256.clone(),
-                    Digest::Arriving(_) => unreachable!("every digest was settled"),
-                },
-            })
-            .collect())
-    }
-
-    async fn settle_digests(&mut self) -> anyhow::Result<()> {
-        for (source, _, digest) in &mut self.digests {
-            if let Digest::Arriving(arrival) = digest {
-                let sha256 = arrival
-                    .await
-                    .map_err(|e| anyhow!("receiving the {} body failed: {e}", source.name()))?
-                    .map_err(|reason| anyhow!(reason))?;
-                *digest = Digest::Known(sha256);
-            }
+                sha256,
+            });
         }
-        Ok(())
+        Ok(settled)
     }
 }
 
@@ -142,14 +136,16 @@ pub async fn extract(input: Input) -> anyhow::Result<Extracted> {
             let deadline = live.deadline;
             let ends_at = tokio::time::Instant::now() + deadline;
             let (opened, run_info, secrets_ms, extract_ms) =
-                within(deadline, open_live(*live, ends_at)).await?;
+                within(deadline, open_live(*live, ends_at, SYNC_AFTER_CUT)).await?;
             let Opened {
                 checkout,
                 stock,
                 price_list,
             } = opened;
             let checkout = Bytes::from(checkout.body);
-            let checkout_sha256 = hex::encode(Sha256::digest(&checkout));
+            // One body in, one digest out.
+            let checkout_digest =
+                crate::snapshot::digest_bodies([(Source::Checkout, &checkout[..])]).remove(0);
             Ok(Extracted {
                 run_info,
                 pages: stream::iter([
@@ -159,7 +155,7 @@ pub async fn extract(input: Input) -> anyhow::Result<Extracted> {
                 ])
                 .boxed(),
                 digests: vec![
-                    (Source::Checkout, 0, Digest::Known(checkout_sha256)),
+                    (Source::Checkout, 0, Digest::Known(checkout_digest.sha256)),
                     (Source::Stock, 0, Digest::Arriving(stock.arrival)),
                     (Source::PriceList, 0, Digest::Arriving(price_list.arrival)),
                 ],
@@ -228,12 +224,13 @@ impl Connected {
 async fn open_live(
     live: LiveInput,
     ends_at: tokio::time::Instant,
+    after_cut: &'static str,
 ) -> anyhow::Result<(Opened, RunInfo, u64, u64)> {
     let connected = connect(live).await?;
     let started = Instant::now();
     let opened = connected
         .client
-        .open(&connected.checkout_number, ends_at)
+        .open(&connected.checkout_number, ends_at, after_cut)
         .await?;
     let extract_ms = started.elapsed().as_millis() as u64;
     let secrets_ms = connected.secrets_ms;
@@ -241,26 +238,99 @@ async fn open_live(
     Ok((opened, run_info, secrets_ms, extract_ms))
 }
 
-/// `bitcram-sync snapshot --out DIR`: fetches, checks and stores the bodies.
+/// What a body cut off in the middle means to a sync.
+const SYNC_AFTER_CUT: &str = "a body cut off once the transform has started is not fetched \
+                              again, and the run stops with nothing written";
+/// What it means to a snapshot.
+const SNAPSHOT_AFTER_CUT: &str = "a body cut off once it has started to arrive is not fetched again, and no snapshot is \
+     written";
+
+/// `bitcram-sync snapshot --out DIR`: fetches the bodies and stores each as
+/// it arrives, checking the lists' envelopes on the way; the snapshot is
+/// complete (its manifest written) only once every body has passed.
 pub async fn write_snapshot(
     live: LiveInput,
     dir: &Path,
 ) -> anyhow::Result<crate::snapshot::Manifest> {
     let deadline = live.deadline;
-    let (extract, run_info) = within(deadline, async move {
-        let connected = connect(live).await?;
-        let extract = connected.client.fetch(&connected.checkout_number).await?;
-        let run_info = connected.run_info(&extract.checkout);
-        Ok((extract, run_info))
+    let ends_at = tokio::time::Instant::now() + deadline;
+    within(deadline, async move {
+        let (opened, run_info, _, _) = open_live(live, ends_at, SNAPSHOT_AFTER_CUT).await?;
+        crate::snapshot::create_dir(dir)?;
+        let mut checkout = BodyFile::create(dir, Source::Checkout, 0)?;
+        checkout
+            .write_all(&opened.checkout.body)
+            .with_context(|| format!("writing {}", checkout.path().display()))?;
+        let checkout = checkout.finish()?;
+        let stored = tokio::try_join!(
+            store_list(dir, Source::Stock, opened.stock),
+            store_list(dir, Source::PriceList, opened.price_list)
+        );
+        let (stock, price_list) = match stored {
+            Ok(stored) => stored,
+            Err(e) => {
+                // The other list may still be on its way to its `.part` file,
+                // on a thread that is not waited for.
+                crate::snapshot::remove_parts(dir);
+                return Err(e);
+            }
+        };
+        crate::snapshot::commit(dir, &run_info, vec![checkout, stock, price_list])
     })
-    .await?;
-    crate::snapshot::write(
-        dir,
-        &run_info,
-        [
-            (Source::Checkout, extract.checkout.body.as_slice()),
-            (Source::Stock, extract.stock.as_slice()),
-            (Source::PriceList, extract.price_list.as_slice()),
-        ],
-    )
+    .await
+}
+
+/// Writes one list into the snapshot directory as its chunks arrive, its
+/// envelope checked on the way (on a blocking thread).
+async fn store_list(dir: &Path, source: Source, list: ListStream) -> anyhow::Result<WrittenBody> {
+    let mut file = BodyFile::create(dir, source, 0)?;
+    let call = list.body.origin().unwrap_or(source.name()).to_owned();
+    let mut reader = list.body.into_reader();
+    let stored = tokio::task::spawn_blocking(move || {
+        let path = file.path().display().to_string();
+        let tee = Tee {
+            reader: &mut reader,
+            file: &mut file,
+            path: &path,
+        };
+        let checked = crate::bitcram::check_reader(tee);
+        // The producer's own words say best why its body ended.
+        if let Some(reason) = reader.failure() {
+            return Err(anyhow!(reason.to_owned()));
+        }
+        match checked {
+            Ok(items) => {
+                tracing::info!(call = %call, items, "Bitcram list checked");
+                file.finish()
+            }
+            Err(SplitError::Malformed(reason)) => Err(anyhow!("{call}: {reason}")),
+            // Writing the file failed: its words.
+            Err(SplitError::Read(reason)) => Err(anyhow!(reason)),
+        }
+    })
+    .await
+    .map_err(|e| anyhow!("storing the {} body failed: {e}", source.name()))??;
+    // Every byte was read: the arrival has its verdict.
+    list.arrival
+        .await
+        .map_err(|e| anyhow!("receiving the {} body failed: {e}", source.name()))?
+        .map_err(|reason| anyhow!(reason))?;
+    Ok(stored)
+}
+
+/// Reads from `reader`, writing every byte read into `file`.
+struct Tee<'a, R> {
+    reader: R,
+    file: &'a mut BodyFile,
+    path: &'a str,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.reader.read(buf)?;
+        self.file
+            .write_all(&buf[..n])
+            .map_err(|e| std::io::Error::other(format!("writing {}: {e}", self.path)))?;
+        Ok(n)
+    }
 }

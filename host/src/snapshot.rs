@@ -10,10 +10,14 @@
 //! DIR/price-list.0.json     the checkout's price-list response
 //! ```
 //!
-//! Bodies are stored byte for byte as received. A source may have several
-//! pages (`stock.1.json`, ...); the manifest lists them in the order they are
+//! Bodies are stored byte for byte as received (decompressed), each written
+//! as it arrives into a `.part` file that takes its name once every body is
+//! complete; the manifest is written last. A source may have several pages
+//! (`stock.1.json`, ...); the manifest lists them in the order they are
 //! handed to the transform. Reading verifies every body's size and sha256.
 
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -76,32 +80,158 @@ pub fn digest_bodies<'a>(bodies: impl IntoIterator<Item = (Source, &'a [u8])>) -
     digests
 }
 
-/// Writes a snapshot into `dir` (created if missing; existing files of the
-/// same names are replaced). The manifest is written last, so a directory
-/// without one is an incomplete snapshot.
+/// Writes a snapshot of whole bodies into `dir`, numbering the pages of
+/// each source from 0 in the order given (see [`BodyFile`] and [`commit`]).
 pub fn write<'a>(
     dir: &Path,
     info: &RunInfo,
     bodies: impl IntoIterator<Item = (Source, &'a [u8])>,
 ) -> anyhow::Result<Manifest> {
+    create_dir(dir)?;
+    let mut written: Vec<WrittenBody> = Vec::new();
+    for (source, body) in bodies {
+        let page = written.iter().filter(|w| w.entry.source == source).count() as u32;
+        let mut file = BodyFile::create(dir, source, page)?;
+        file.write_all(body)
+            .with_context(|| format!("writing {}", file.part.path.display()))?;
+        written.push(file.finish()?);
+    }
+    commit(dir, info, written)
+}
+
+/// Creates the snapshot directory, if missing.
+pub fn create_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)
-        .with_context(|| format!("creating the snapshot directory {}", dir.display()))?;
-    let bodies: Vec<(Source, &[u8])> = bodies.into_iter().collect();
+        .with_context(|| format!("creating the snapshot directory {}", dir.display()))
+}
+
+/// One body being written into a snapshot directory as it arrives: into a
+/// `.part` file beside its name, hashed and counted on the way. It takes
+/// its name only when the whole snapshot is [`commit`]ted; dropped before
+/// that, its file is removed.
+pub struct BodyFile {
+    part: PartFile,
+    out: BufWriter<File>,
+    hasher: Sha256,
+    bytes: u64,
+    source: Source,
+    page: u32,
+}
+
+/// A body written whole, waiting for its snapshot's [`commit`].
+pub struct WrittenBody {
+    part: PartFile,
+    entry: BodyEntry,
+}
+
+/// A `.part` file, removed when dropped unless it was renamed.
+struct PartFile {
+    path: PathBuf,
+    renamed: bool,
+}
+
+impl Drop for PartFile {
+    fn drop(&mut self) {
+        if !self.renamed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl BodyFile {
+    /// Starts page `page` of `source` in `dir`.
+    pub fn create(dir: &Path, source: Source, page: u32) -> anyhow::Result<Self> {
+        let path = dir.join(format!("{}.part", file_name(source, page)));
+        let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(Self {
+            part: PartFile {
+                path,
+                renamed: false,
+            },
+            out: BufWriter::with_capacity(FILE_CHUNK_BYTES, file),
+            hasher: Sha256::new(),
+            bytes: 0,
+            source,
+            page,
+        })
+    }
+
+    /// The file being written, for messages.
+    pub fn path(&self) -> &Path {
+        &self.part.path
+    }
+
+    /// Ends the body: every byte was written.
+    pub fn finish(mut self) -> anyhow::Result<WrittenBody> {
+        let path = &self.part.path;
+        self.out
+            .flush()
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(WrittenBody {
+            entry: BodyEntry {
+                source: self.source,
+                page: self.page,
+                file: file_name(self.source, self.page),
+                bytes: self.bytes,
+                sha256: hex::encode(self.hasher.finalize()),
+            },
+            part: self.part,
+        })
+    }
+}
+
+impl Write for BodyFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Removes every `.part` file of `dir`: the bodies of a snapshot that will
+/// not be completed. A file still being written stays unnamed.
+pub fn remove_parts(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().ends_with(".part") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// A body's file name in a snapshot: `price-list.0.json`.
+fn file_name(source: Source, page: u32) -> String {
+    format!("{}.{page}.json", source.name())
+}
+
+/// Completes a snapshot in `dir` whose bodies are all written: the
+/// previous manifest (if any) goes first, then each body takes its name,
+/// then the new manifest is written (under a temporary name, then
+/// renamed). A directory without a manifest is an incomplete snapshot, and
+/// no manifest ever names bodies it does not describe.
+pub fn commit(dir: &Path, info: &RunInfo, bodies: Vec<WrittenBody>) -> anyhow::Result<Manifest> {
+    let path = dir.join(MANIFEST);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("removing the old {}", path.display()));
+        }
+        _ => {}
+    }
     let mut entries: Vec<BodyEntry> = Vec::with_capacity(bodies.len());
-    for (digest, (_, body)) in digest_bodies(bodies.iter().copied())
-        .into_iter()
-        .zip(&bodies)
-    {
-        let file = format!("{}.{}.json", digest.source.name(), digest.page);
-        let path = dir.join(&file);
-        std::fs::write(&path, body).with_context(|| format!("writing {}", path.display()))?;
-        entries.push(BodyEntry {
-            source: digest.source,
-            page: digest.page,
-            file,
-            bytes: body.len() as u64,
-            sha256: digest.sha256,
-        });
+    for mut body in bodies {
+        let to = dir.join(&body.entry.file);
+        std::fs::rename(&body.part.path, &to).with_context(|| {
+            format!("renaming {} to {}", body.part.path.display(), to.display())
+        })?;
+        body.part.renamed = true;
+        entries.push(body.entry.clone());
     }
     entries.sort_by_key(|e| (e.source, e.page));
     let manifest = Manifest {
@@ -113,9 +243,11 @@ pub fn write<'a>(
         warehouse_id: info.warehouse_id,
         bodies: entries,
     };
-    let path = dir.join(MANIFEST);
     let json = serde_json::to_vec_pretty(&manifest).expect("a manifest always serializes");
-    std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
+    let part = dir.join(format!("{MANIFEST}.part"));
+    std::fs::write(&part, json)
+        .and_then(|()| std::fs::rename(&part, &path))
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(manifest)
 }
 
@@ -246,14 +378,16 @@ fn read_chunks(path: &Path, entry: &BodyEntry, sender: &ChunkSender) -> Result<(
     }
     let mut hasher = Sha256::new();
     loop {
-        let mut chunk = bytes::BytesMut::zeroed(FILE_CHUNK_BYTES);
-        let n = std::io::Read::read(&mut file, &mut chunk).map_err(reading)?;
+        // Read into fresh capacity: `read_to_end` fills it without zeroing it first.
+        let mut chunk = Vec::with_capacity(FILE_CHUNK_BYTES);
+        let n = Read::take(&mut file, FILE_CHUNK_BYTES as u64)
+            .read_to_end(&mut chunk)
+            .map_err(reading)?;
         if n == 0 {
             break;
         }
-        chunk.truncate(n);
         hasher.update(&chunk);
-        sender.blocking_send(chunk.freeze()).map_err(|_| None)?;
+        sender.blocking_send(chunk.into()).map_err(|_| None)?;
     }
     let sha256 = hex::encode(hasher.finalize());
     if sha256 != entry.sha256 {

@@ -20,8 +20,10 @@
 //!   modes, JSON logs, exit codes;
 //! - `cli_settings`: the image's entrypoint, `db init --print`, `--help`,
 //!   the log format, and every setting from the environment or `.env`;
-//! - `sync_live`: `sync` and `snapshot` against fake Bitcram and Secret
-//!   Manager servers into MariaDB, and where the token may not go;
+//! - `sync_live`: `sync` against fake Bitcram and Secret Manager servers
+//!   into MariaDB, and where the token may not go;
+//! - `snapshots`: `snapshot` against a fake Bitcram: the bodies as received,
+//!   and no snapshot from a body cut off or refused;
 //! - `sync_mysql`: `sync --from` and `db init` against a real MariaDB: both
 //!   modes, the all-or-nothing transaction, the guards, the dry run;
 //! - `failures`: whatever fails (a trapping plugin, a damaged snapshot, a
@@ -58,6 +60,7 @@ mod post_load;
 mod run_lock;
 mod secrets;
 mod skips;
+mod snapshots;
 mod sync_live;
 mod sync_mysql;
 mod transform_component;

@@ -1,6 +1,6 @@
-//! `bitcram-sync sync` and `snapshot` against a fake Bitcram and a fake
-//! Secret Manager over real sockets, into a real MariaDB: the whole path of a
-//! production run, and where the token may and may not go.
+//! `bitcram-sync sync` (and `snapshot`'s retries) against a fake Bitcram and
+//! a fake Secret Manager over real sockets, into a real MariaDB: the whole
+//! path of a production run, and where the token may and may not go.
 
 use std::process::{Command, Output};
 
@@ -10,18 +10,20 @@ use crate::support::fake_bitcram::{
 };
 use crate::support::{self};
 
-const TOKEN: &str = "tok-live-9c1e77d2";
-const CHECKOUT_BODY: &str = r#"{"items":[{"id":17,"checkout_number":3,"is_open":true,"warehouse":{"id":5},"price_list":{"id":248}}]}"#;
-const PRICE_LIST_BODY: &str = r#"{"items":[{"product_id":214101,"price":12345.0,"product_name":"Café"},{"product_id":214102,"price":null,"product_name":"Té"}]}"#;
-const STOCK_BODY: &str = r#"{"items":[{"product_id":214101,"product":{"id":214101},"warehouse_id":5,"product_balance":-2.5},{"product":{"id":9},"warehouse_id":5,"product_balance":1}]}"#;
+pub(crate) const TOKEN: &str = "tok-live-9c1e77d2";
+pub(crate) const CHECKOUT_BODY: &str = r#"{"items":[{"id":17,"checkout_number":3,"is_open":true,"warehouse":{"id":5},"price_list":{"id":248}}]}"#;
+pub(crate) const PRICE_LIST_BODY: &str = r#"{"items":[{"product_id":214101,"price":12345.0,"product_name":"Café"},{"product_id":214102,"price":null,"product_name":"Té"}]}"#;
+pub(crate) const STOCK_BODY: &str = r#"{"items":[{"product_id":214101,"product":{"id":214101},"warehouse_id":5,"product_balance":-2.5},{"product":{"id":9},"warehouse_id":5,"product_balance":1}]}"#;
 
-async fn bitcram() -> FakeServer {
+pub(crate) async fn bitcram() -> FakeServer {
     bitcram_answering_price_list([Reply::ok(PRICE_LIST_BODY)]).await
 }
 
 /// A fake Bitcram whose checkout and stock calls succeed and whose price
 /// list gives `replies`, in turn.
-async fn bitcram_answering_price_list(replies: impl IntoIterator<Item = Reply>) -> FakeServer {
+pub(crate) async fn bitcram_answering_price_list(
+    replies: impl IntoIterator<Item = Reply>,
+) -> FakeServer {
     let server = FakeServer::start().await;
     server.script(CHECKOUTS, [Reply::ok(CHECKOUT_BODY)]);
     server.script(PRICE_LIST, replies);
@@ -30,7 +32,7 @@ async fn bitcram_answering_price_list(replies: impl IntoIterator<Item = Reply>) 
 }
 
 /// Runs the binary off the async runtime, so the fake servers keep serving.
-async fn run(mut cmd: Command) -> Output {
+pub(crate) async fn run(mut cmd: Command) -> Output {
     tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap()
@@ -303,90 +305,6 @@ async fn the_token_appears_nowhere_when_a_run_fails() {
         );
     }
     db.drop_now().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_snapshot_stores_the_bodies_as_received_and_replays_offline() {
-    let server = bitcram().await;
-    let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("snap");
-    let mut cmd = support::bin();
-    cmd.args(["snapshot", "--out"])
-        .arg(&snap)
-        .env("URL_BITCRAM", server.url())
-        .env("CHECKOUT", "3")
-        .env("BITCRAM_TOKEN", TOKEN);
-    let out = run(cmd).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        std::fs::read(snap.join("checkout.0.json")).unwrap(),
-        CHECKOUT_BODY.as_bytes()
-    );
-    assert_eq!(
-        std::fs::read(snap.join("stock.0.json")).unwrap(),
-        STOCK_BODY.as_bytes()
-    );
-    assert_eq!(
-        std::fs::read(snap.join("price-list.0.json")).unwrap(),
-        PRICE_LIST_BODY.as_bytes()
-    );
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(snap.join("manifest.json")).unwrap()).unwrap();
-    assert_eq!(manifest["format"], "bitcram-sync-snapshot/1");
-    assert_eq!(manifest["checkout_number"], "3");
-    assert_eq!(
-        (
-            manifest["checkout_id"].as_u64(),
-            manifest["warehouse_id"].as_u64()
-        ),
-        (Some(17), Some(5))
-    );
-    assert_eq!(
-        manifest["bitcram_url"]
-            .as_str()
-            .unwrap()
-            .trim_end_matches('/'),
-        server.url().trim_end_matches('/')
-    );
-    let sources: Vec<&str> = manifest["bodies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["source"].as_str().unwrap())
-        .collect();
-    assert_eq!(sources, ["checkout", "stock", "price-list"]);
-    for file in support::files(&snap) {
-        assert!(!String::from_utf8_lossy(&std::fs::read(&file).unwrap()).contains(TOKEN));
-    }
-
-    // Offline: the same rows as the live run gives, with no server at all.
-    drop(server);
-    let rows = dir.path().join("rows.jsonl");
-    let out = support::bin()
-        .args(["plugin", "run", "--from"])
-        .arg(&snap)
-        .arg("--out")
-        .arg(&rows)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = std::fs::read_to_string(&rows).unwrap();
-    let replayed: Vec<serde_json::Value> = text
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
-    assert_eq!(
-        replayed,
-        [
-            serde_json::json!({"id": "214101", "stock": -2, "data": {"price": 12345.0, "product_name": "Café"}}),
-            serde_json::json!({"id": "214102", "stock": 0, "data": {"price": null, "product_name": "Té"}}),
-        ],
-        "the rows a live sync of these bodies loads (see the first test)"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

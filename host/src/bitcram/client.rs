@@ -306,18 +306,20 @@ impl BitcramClient {
     /// arrive afterwards, in chunks, for the caller to take as they come
     /// (the envelope checks are the taker's). Each call is retried until its
     /// body starts; a body cut off afterwards is not fetched again (what was
-    /// taken of it cannot be taken back here): its chunks end in the error.
+    /// taken of it cannot be taken back here): its chunks end in the error,
+    /// followed by `after_cut`, what that means to the caller.
     /// `deadline` bounds the bodies' arrival too.
     pub async fn open(
         &self,
         checkout_number: &str,
         deadline: tokio::time::Instant,
+        after_cut: &'static str,
     ) -> anyhow::Result<Opened> {
         let checkout = self.find_checkout(checkout_number).await?;
         let (price_list, stock) = list_calls(&checkout);
         let (price_list, stock) = tokio::try_join!(
-            self.open_call(price_list, deadline),
-            self.open_call(stock, deadline)
+            self.open_call(price_list, deadline, after_cut),
+            self.open_call(stock, deadline, after_cut)
         )?;
         Ok(Opened {
             checkout,
@@ -331,8 +333,9 @@ impl BitcramClient {
         &self,
         call: Call,
         deadline: tokio::time::Instant,
+        after_cut: &'static str,
     ) -> anyhow::Result<ListStream> {
-        let span = tracing::info_span!("bitcram_call", endpoint = call.endpoint.name());
+        let span = call.span();
         let started = Instant::now();
         let (response, attempts) = self
             .retrying(&call, |url| self.respond(url, &call.query))
@@ -349,10 +352,7 @@ impl BitcramClient {
                 }
                 Err(BodyFault::Stopped) => Err(format!("{call}: the body was not taken")),
                 Err(BodyFault::Failed(reason)) => {
-                    let reason = format!(
-                        "{call}: {reason}; a body cut off once the transform has started is \
-                         not fetched again, and the run stops with nothing written"
-                    );
+                    let reason = format!("{call}: {reason}; {after_cut}");
                     sender.fail(reason.clone()).await;
                     Err(reason)
                 }
@@ -375,8 +375,7 @@ impl BitcramClient {
 
     /// GETs `call` inside its tracing span.
     async fn get_call(&self, call: &Call) -> anyhow::Result<(Vec<u8>, CallStats)> {
-        let span = tracing::info_span!("bitcram_call", endpoint = call.endpoint.name());
-        self.get(call).instrument(span).await
+        self.get(call).instrument(call.span()).await
     }
 
     /// GETs `call`, retrying what may pass on another attempt.
@@ -523,6 +522,13 @@ struct Call {
     /// Relative to the base URL.
     path: String,
     query: Vec<(&'static str, String)>,
+}
+
+impl Call {
+    /// The span the call's log lines are in.
+    fn span(&self) -> tracing::Span {
+        tracing::info_span!("bitcram_call", endpoint = self.endpoint.name())
+    }
 }
 
 impl fmt::Display for Call {

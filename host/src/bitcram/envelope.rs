@@ -1,5 +1,6 @@
 //! The check every list body passes before the transform sees it, and the
-//! split of a list into its items for plugins that take items.
+//! split of a list into its items for plugins that take items; for a whole
+//! body or one arriving through a reader.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -48,6 +49,25 @@ pub fn split_reader(
     max_bytes: usize,
     each: impl FnMut(Vec<String>) -> Result<(), String>,
 ) -> Result<usize, SplitError> {
+    let mut batcher = Batcher::new(max_items, max_bytes, each);
+    let items = walk_reader(reader, |item: Box<RawValue>| {
+        batcher.push(String::from(Box::<str>::from(item)))
+    })?;
+    batcher.flush().map_err(SplitError::Malformed)?;
+    Ok(items)
+}
+
+/// Checks a list body arriving through `reader` as [`check_envelope`]
+/// checks a whole one, holding none of it; returns the number of items.
+pub fn check_reader(reader: impl Read) -> Result<usize, SplitError> {
+    walk_reader(reader, |_: IgnoredAny| Ok(()))
+}
+
+/// The walk of a body arriving through `reader`: `on_item` sees each item.
+fn walk_reader<T: for<'de> Deserialize<'de>>(
+    reader: impl Read,
+    on_item: impl FnMut(T) -> Result<(), String>,
+) -> Result<usize, SplitError> {
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
     let read_error = |e: std::io::Error| SplitError::Read(e.to_string());
     // The first byte that is not whitespace decides, as for a whole body.
@@ -76,16 +96,10 @@ pub fn split_reader(
         return walk_slice::<&RawValue>(&rest, |_| Ok(())).map_err(SplitError::Malformed);
     }
     let mut de = serde_json::Deserializer::from_reader(reader);
-    let mut batcher = Batcher::new(max_items, max_bytes, each);
-    let items = walk(&mut de, |item: Box<RawValue>| {
-        batcher.push(String::from(Box::<str>::from(item)))
-    })
-    .map_err(|fault| match fault {
+    walk(&mut de, on_item).map_err(|fault| match fault {
         Fault::Io(message) => SplitError::Read(message),
         Fault::Malformed(reason) => SplitError::Malformed(reason),
-    })?;
-    batcher.flush().map_err(SplitError::Malformed)?;
-    Ok(items)
+    })
 }
 
 /// Why [`split_reader`] stopped.

@@ -35,7 +35,7 @@ pub use client::{
     BitcramClient, CallStats, Checkout, Download, Endpoint, Extract, ListStream, Opened,
     PendingList,
 };
-pub use envelope::{SplitError, check_envelope, split_list, split_reader};
+pub use envelope::{SplitError, check_envelope, check_reader, split_list, split_reader};
 pub use retry::MAX_RETRY_AFTER;
 pub use url::{check_base_url, parse_base_url};
 

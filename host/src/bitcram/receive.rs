@@ -30,12 +30,9 @@ pub(super) async fn stream_body(
     sender: &ChunkSender,
     deadline: tokio::time::Instant,
 ) -> Result<(String, u64), BodyFault> {
-    let expected = response.content_length();
-    if let Some(len) = expected.filter(|&len| len > max_bytes) {
-        return Err(BodyFault::Failed(too_large(len, max_bytes).into_reason()));
-    }
+    let failed = |e: AttemptError| BodyFault::Failed(e.into_reason());
+    let mut bounds = BodyBounds::start(&response, max_bytes).map_err(failed)?;
     let mut hasher = Sha256::new();
-    let mut received: u64 = 0;
     loop {
         let chunk = match tokio::time::timeout_at(deadline, response.chunk()).await {
             Err(_) => {
@@ -44,25 +41,16 @@ pub(super) async fn stream_body(
                         .to_owned(),
                 ));
             }
-            Ok(Err(e)) => return Err(BodyFault::Failed(transport_error(&e).into_reason())),
+            Ok(Err(e)) => return Err(failed(transport_error(&e))),
             Ok(Ok(None)) => break,
             Ok(Ok(Some(chunk))) => chunk,
         };
-        received += chunk.len() as u64;
-        if received > max_bytes {
-            return Err(BodyFault::Failed(
-                too_large(received, max_bytes).into_reason(),
-            ));
-        }
+        bounds.take(chunk.len()).map_err(failed)?;
         hasher.update(&chunk);
         sender.send(chunk).await.map_err(|_| BodyFault::Stopped)?;
     }
-    match expected {
-        Some(len) if len != received => Err(BodyFault::Failed(format!(
-            "the response body was cut short: {received} of {len} bytes"
-        ))),
-        _ => Ok((hex::encode(hasher.finalize()), received)),
-    }
+    let received = bounds.finish().map_err(failed)?;
+    Ok((hex::encode(hasher.finalize()), received))
 }
 
 /// Reads a body chunk by chunk into one buffer sized from its
@@ -75,28 +63,66 @@ pub(super) async fn read_body(
     mut response: reqwest::Response,
     max_bytes: u64,
 ) -> Result<Vec<u8>, AttemptError> {
-    let expected = response.content_length();
-    if let Some(len) = expected.filter(|&len| len > max_bytes) {
-        return Err(too_large(len, max_bytes));
-    }
-    let capacity = expected.map_or(0, |len| len.min(MAX_PRESIZED_BODY) as usize);
+    let mut bounds = BodyBounds::start(&response, max_bytes)?;
+    let capacity = bounds
+        .expected
+        .map_or(0, |len| len.min(MAX_PRESIZED_BODY) as usize);
     let mut body: Vec<u8> = Vec::with_capacity(capacity);
     advise_huge_pages(&mut body);
     while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e))? {
-        if (body.len() + chunk.len()) as u64 > max_bytes {
-            return Err(too_large(body.len() as u64 + chunk.len() as u64, max_bytes));
-        }
+        bounds.take(chunk.len())?;
         body.extend_from_slice(&chunk);
     }
-    match expected {
-        Some(len) if len != body.len() as u64 => Err(AttemptError::Transient {
-            reason: format!(
-                "the response body was cut short: {} of {len} bytes",
-                body.len()
-            ),
-            retry_after: None,
-        }),
-        _ => Ok(body),
+    bounds.finish()?;
+    Ok(body)
+}
+
+/// The checks every body gets as it arrives, read whole or streamed: a
+/// `Content-Length` above the bound is refused up front, the bytes received
+/// (decompressed, for a gzip body, which has no length up front) are
+/// counted against the bound, and at the end against the `Content-Length`.
+struct BodyBounds {
+    expected: Option<u64>,
+    max_bytes: u64,
+    received: u64,
+}
+
+impl BodyBounds {
+    fn start(response: &reqwest::Response, max_bytes: u64) -> Result<Self, AttemptError> {
+        let expected = response.content_length();
+        if let Some(len) = expected.filter(|&len| len > max_bytes) {
+            return Err(too_large(len, max_bytes));
+        }
+        Ok(Self {
+            expected,
+            max_bytes,
+            received: 0,
+        })
+    }
+
+    /// Counts a chunk of `len` bytes; past the bound, an error that another
+    /// attempt would not change.
+    fn take(&mut self, len: usize) -> Result<(), AttemptError> {
+        self.received += len as u64;
+        if self.received > self.max_bytes {
+            return Err(too_large(self.received, self.max_bytes));
+        }
+        Ok(())
+    }
+
+    /// The size received, once the body ended; short of its
+    /// `Content-Length`, an error worth another attempt.
+    fn finish(&self) -> Result<u64, AttemptError> {
+        match self.expected {
+            Some(len) if len != self.received => Err(AttemptError::Transient {
+                reason: format!(
+                    "the response body was cut short: {} of {len} bytes",
+                    self.received
+                ),
+                retry_after: None,
+            }),
+            _ => Ok(self.received),
+        }
     }
 }
 
