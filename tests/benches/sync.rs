@@ -17,17 +17,16 @@ mod common;
 
 use std::ffi::OsStr;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use bitcram_sync::model::{RunInfo, Source};
 use sqlx::{Executor as _, MySqlPool};
 
-use common::{Bodies, Measured, mb, median, ms, verdict};
+use common::database::{self, SyncRun, database_url};
+use common::{Bodies, binary, mb, median, ms, verdict, write_snapshot};
 
-const SERVER_URL: &str = "mysql://root@127.0.0.1:3306";
 const DATABASE: &str = "bitcram_bench";
 const POST_LOAD_SQL: &str = "CALL update_mirror()";
 /// The `updated_at` of the ceiling's rows.
@@ -42,48 +41,7 @@ const TARGET_PEAK_RSS_BYTES: u64 = 160_000_000;
 
 fn main() -> anyhow::Result<()> {
     common::run_launcher_if_asked();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
-        let admin = MySqlPool::connect(SERVER_URL).await.context(
-            "MariaDB must listen on 127.0.0.1:3306 (user root, no password): run .ci/start-mariadb",
-        )?;
-        let result = bench(&admin).await;
-        // Dropped whatever happened: the bench leaves nothing behind.
-        let dropped = admin
-            .execute(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS `{DATABASE}`"
-            )))
-            .await;
-        admin.close().await;
-        result?;
-        dropped.context("dropping the bench database")?;
-        Ok(())
-    })
-}
-
-/// The binary under test: the one cargo built for this bench, with the
-/// release settings (the bench profile inherits them).
-fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_bitcram-sync"))
-}
-
-/// One measured sync: the process's figures and its run report.
-struct SyncRun {
-    measured: Measured,
-    report: serde_json::Value,
-}
-
-impl SyncRun {
-    fn phase(&self, name: &str) -> u64 {
-        self.report["phases"][name].as_u64().unwrap_or(0)
-    }
-
-    fn rows(&self, name: &str) -> u64 {
-        self.report["rows"][name].as_u64().unwrap_or(0)
-    }
+    database::with_database(DATABASE, |admin| async move { bench(&admin).await })
 }
 
 async fn bench(admin: &MySqlPool) -> anyhow::Result<()> {
@@ -98,8 +56,8 @@ async fn bench(admin: &MySqlPool) -> anyhow::Result<()> {
         let rows = write_tsv(&bodies, &tsv)?;
         (bodies.large_bytes() as u64, rows)
     };
-    create_database(admin).await?;
-    let pool = MySqlPool::connect(&format!("{SERVER_URL}/{DATABASE}"))
+    create_database(admin, work.path()).await?;
+    let pool = MySqlPool::connect(&database_url(DATABASE))
         .await
         .context("connecting to the bench database")?;
 
@@ -209,27 +167,6 @@ async fn bench(admin: &MySqlPool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A snapshot directory holding `bodies`, as `bitcram-sync snapshot` writes it.
-fn write_snapshot(dir: &Path, bodies: &Bodies) -> anyhow::Result<()> {
-    let info = RunInfo {
-        created_at: "2026-11-28T09:23:00.000000Z".to_owned(),
-        bitcram_url: "https://bench.bitcram.invalid".to_owned(),
-        checkout_number: common::CHECKOUT_NUMBER.to_owned(),
-        checkout_id: common::CHECKOUT_ID,
-        warehouse_id: common::WAREHOUSE_ID,
-    };
-    bitcram_sync::snapshot::write(
-        dir,
-        &info,
-        [
-            (Source::Checkout, bodies.checkout.as_slice()),
-            (Source::Stock, bodies.stock.as_slice()),
-            (Source::PriceList, bodies.price_list.as_slice()),
-        ],
-    )?;
-    Ok(())
-}
-
 /// The rows the transform makes of `bodies` (computed natively: the same
 /// logic as the component), as a file `LOAD DATA` reads with its default
 /// format: tab-separated, backslash escapes. Returns the number of rows.
@@ -285,70 +222,22 @@ fn write_field(out: &mut impl std::io::Write, text: &str) -> std::io::Result<()>
 /// A fresh `bitcram_bench` with the target table (created by the binary's
 /// own `db init`), a mirror, the procedure that fills it, and an empty copy
 /// of the target table for the ceiling.
-async fn create_database(admin: &MySqlPool) -> anyhow::Result<()> {
-    admin
-        .execute(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS `{DATABASE}`"
-        )))
-        .await?;
-    admin
-        .execute(sqlx::AssertSqlSafe(format!(
-            "CREATE DATABASE `{DATABASE}` CHARACTER SET utf8mb4"
-        )))
-        .await?;
-    let status = Command::new(binary())
-        .args(["db", "init", "--database-url"])
-        .arg(database_url())
-        .env_clear_settings()
-        .stdout(std::process::Stdio::null())
-        .status()
-        .context("running bitcram-sync db init")?;
-    if !status.success() {
-        bail!("bitcram-sync db init failed: {status}");
-    }
-    let pool = MySqlPool::connect(&database_url()).await?;
-    sqlx::raw_sql(
-        "CREATE TABLE mirror (id VARCHAR(64) NOT NULL PRIMARY KEY, data JSON NOT NULL, \
-           stock BIGINT NOT NULL) DEFAULT CHARSET = utf8mb4;
-         CREATE PROCEDURE update_mirror() BEGIN
-           DELETE FROM mirror;
-           INSERT INTO mirror SELECT id, data, stock FROM raw_item_data;
-         END;
-         CREATE TABLE ceiling LIKE raw_item_data;",
-    )
-    .execute(&pool)
-    .await
-    .context("creating the mirror, the procedure and the ceiling table")?;
+async fn create_database(admin: &MySqlPool, work: &Path) -> anyhow::Result<()> {
+    database::create_database(admin, DATABASE, work).await?;
+    let pool = MySqlPool::connect(&database_url(DATABASE)).await?;
+    database::create_mirror(&pool).await?;
+    pool.execute("CREATE TABLE ceiling LIKE raw_item_data")
+        .await
+        .context("creating the ceiling table")?;
     pool.close().await;
     Ok(())
-}
-
-fn database_url() -> String {
-    format!("{SERVER_URL}/{DATABASE}")
-}
-
-/// Clears the settings the binary would read from the environment.
-trait ClearSettings {
-    fn env_clear_settings(&mut self) -> &mut Self;
-}
-
-impl ClearSettings for Command {
-    fn env_clear_settings(&mut self) -> &mut Self {
-        for var in bitcram_sync::cli::environment_settings() {
-            self.env_remove(var);
-        }
-        // sqlx warns of every statement over 1 s: the procedure always is.
-        self.env("RUST_LOG", "warn,sqlx::query=error")
-    }
 }
 
 /// Runs one sync of `snapshot` in `mode` as a measured child, and reads its
 /// report.
 fn sync(work: &Path, snapshot: &Path, mode: &str) -> anyhow::Result<SyncRun> {
-    let report_path = work.join("report.json");
-    let _ = std::fs::remove_file(&report_path);
-    let url = database_url();
-    let args: Vec<&OsStr> = vec![
+    let url = database_url(DATABASE);
+    let args = [
         OsStr::new("sync"),
         OsStr::new("--from"),
         snapshot.as_os_str(),
@@ -358,20 +247,8 @@ fn sync(work: &Path, snapshot: &Path, mode: &str) -> anyhow::Result<SyncRun> {
         OsStr::new(POST_LOAD_SQL),
         OsStr::new("--mode"),
         OsStr::new(mode),
-        OsStr::new("--report"),
-        report_path.as_os_str(),
     ];
-    let plugin_cache = work.join("plugin-cache");
-    let measured = common::measure(binary(), &args, |cmd| {
-        // A working directory of our own: the binary reads `.env` from it.
-        cmd.env_clear_settings()
-            .env("PLUGIN_CACHE_DIR", &plugin_cache)
-            .current_dir(work);
-    })?;
-    let text = std::fs::read(&report_path)
-        .with_context(|| format!("reading the run report {}", report_path.display()))?;
-    let report = serde_json::from_slice(&text).context("parsing the run report")?;
-    Ok(SyncRun { measured, report })
+    SyncRun::measure(work, &args, |_| {})
 }
 
 /// Checks that a run wrote what its case implies.

@@ -14,12 +14,17 @@
 
 #![allow(dead_code)]
 
+pub mod database;
+pub mod stand_in;
+
 use std::ffi::{OsStr, OsString};
 use std::io;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
+use bitcram_sync::model::{RunInfo, Source};
 use serde_json::json;
 
 /// Items in the generated price list.
@@ -296,6 +301,50 @@ pub fn stock_body(products: usize) -> Vec<u8> {
     }
     out.extend_from_slice(b"]}");
     out
+}
+
+/// A snapshot directory holding `bodies`, as `bitcram-sync snapshot` writes it
+/// (`manifest.json` and one file per body, with their sizes and sha256).
+pub fn write_snapshot(dir: &Path, bodies: &Bodies) -> anyhow::Result<()> {
+    let info = RunInfo {
+        created_at: "2026-11-28T09:23:00.000000Z".to_owned(),
+        bitcram_url: "https://bench.bitcram.invalid".to_owned(),
+        checkout_number: CHECKOUT_NUMBER.to_owned(),
+        checkout_id: CHECKOUT_ID,
+        warehouse_id: WAREHOUSE_ID,
+    };
+    bitcram_sync::snapshot::write(
+        dir,
+        &info,
+        [
+            (Source::Checkout, bodies.checkout.as_slice()),
+            (Source::Stock, bodies.stock.as_slice()),
+            (Source::PriceList, bodies.price_list.as_slice()),
+        ],
+    )?;
+    Ok(())
+}
+
+/// The binary under test: the one cargo built for the benchmark, with the
+/// release settings (the bench profile inherits them).
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_bitcram-sync"))
+}
+
+/// Clears the settings the binary would read from the environment.
+pub trait ClearSettings {
+    fn env_clear_settings(&mut self) -> &mut Self;
+}
+
+impl ClearSettings for Command {
+    fn env_clear_settings(&mut self) -> &mut Self {
+        for var in bitcram_sync::cli::environment_settings() {
+            self.env_remove(var);
+        }
+        // sqlx warns of every statement over 1 s: large loads and the
+        // benchmarks' procedures often are.
+        self.env("RUST_LOG", "warn,sqlx::query=error")
+    }
 }
 
 /// Items in a list body (`{"items":[...]}`), counted by parsing it.
