@@ -123,6 +123,9 @@ pub async fn run_transform<S: RowSink>(
     }
     let summary = session.finish().await?;
     drain(&mut session, &mut checking, sink).await?;
+    if let Some(rows) = checking.settle().await? {
+        sink.accept(rows).await?;
+    }
     let checker = checking.checker_mut();
     checker.finish()?;
     if checker.rows != summary.rows {
@@ -283,6 +286,9 @@ impl Checking {
     }
 }
 
+/// Takes the rows the plugin has ready, a batch at a time, each checked on
+/// the checking thread while the plugin makes the next; a batch still being
+/// checked when none is left is settled by the next drain, or at the end.
 async fn drain<S: RowSink>(
     session: &mut TransformSession,
     checking: &mut Checking,
@@ -290,14 +296,16 @@ async fn drain<S: RowSink>(
 ) -> Result<(), TransformFailure> {
     loop {
         let next = session.next_batch(BATCH_ROWS).await;
+        if matches!(&next, Ok(rows) if rows.is_empty()) {
+            // The batch being checked goes on while the plugin takes more
+            // items; the next drain (or the end) settles it.
+            return Ok(());
+        }
         // The batch checked meanwhile goes first: its failure, if any, came first.
         if let Some(rows) = checking.settle().await? {
             sink.accept(rows).await?;
         }
         let rows = next?;
-        if rows.is_empty() {
-            return Ok(());
-        }
         if rows.len() > BATCH_ROWS as usize {
             return Err(checking.checker().invalid(format!(
                 "next-batch returned {} rows when asked for at most {BATCH_ROWS}",

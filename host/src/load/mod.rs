@@ -287,12 +287,16 @@ impl Loader {
             "INSERT INTO {} (id, data, stock, updated_at) ",
             self.quoted_table
         ));
-        query.push_values(&rows, |mut tuple, row| {
+        // Named in the message of a failed chunk; the rows themselves are
+        // moved into the statement, not copied.
+        let (count, first_id) = (rows.len(), rows[0].id.clone());
+        let synced_at = &self.synced_at_text;
+        query.push_values(rows, |mut tuple, row| {
             tuple
-                .push_bind(row.id.clone())
-                .push_bind(row.data.clone())
+                .push_bind(row.id)
+                .push_bind(row.data)
                 .push_bind(row.stock)
-                .push_bind(self.synced_at_text.clone());
+                .push_bind(synced_at.clone());
         });
         if self.settings.mode == SyncMode::Diff {
             query.push(match self.dialect {
@@ -307,9 +311,7 @@ impl Loader {
         let tx = self.tx.as_mut().expect("transaction open");
         query.build().execute(&mut **tx).await.map_err(|e| {
             anyhow!(
-                "insert chunk {chunk} ({} rows from product {}) failed: {}",
-                rows.len(),
-                rows[0].id,
+                "insert chunk {chunk} ({count} rows from product {first_id}) failed: {}",
                 describe_db_error(&e)
             )
         })?;
