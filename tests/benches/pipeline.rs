@@ -96,13 +96,24 @@ async fn bench(admin: &MySqlPool) -> anyhow::Result<()> {
         bail!("the first sync inserted {} rows", warm.rows("inserted"));
     }
 
-    let transform = median_of(|| transform_alone(work, &snapshot))?;
+    let mut transform_cpu = Vec::new();
+    let transform = median_of(|| {
+        let measured = transform_alone(work, &snapshot)?;
+        transform_cpu.push(measured.cpu);
+        Ok(measured.wall)
+    })?;
+    let server_before = database::server_cpu();
     let inserts = median_of(|| inserts_alone(&rows))?;
+    let inserts_server_cpu = database::server_cpu()
+        .zip(server_before)
+        .map(|(after, before)| after.saturating_sub(before) / RUNS as u32);
     let post_load = median_of(|| post_load_alone(&pool))?;
     println!(
-        "alone: transform {}, inserts {}, post-load {}",
+        "alone: transform {} (CPU {}), inserts {} (MariaDB's CPU {}), post-load {}",
         ms(transform),
+        ms(median(&transform_cpu)),
         ms(inserts),
+        inserts_server_cpu.map_or("unknown".to_owned(), ms),
         ms(post_load)
     );
 
@@ -118,15 +129,19 @@ async fn bench(admin: &MySqlPool) -> anyhow::Result<()> {
         let download = median_of(|| download_alone(work, &server))?;
         let mut runs = Vec::new();
         for _ in 0..RUNS {
+            let server_before = database::server_cpu();
             let run = live_sync(work, &server)?;
+            let server_cpu = database::server_cpu()
+                .zip(server_before)
+                .map(|(after, before)| after.saturating_sub(before));
             if run.rows("inserted") != rows.len() as u64 {
                 bail!("a sync inserted {} rows", run.rows("inserted"));
             }
-            runs.push(run);
+            runs.push((run, server_cpu));
         }
         server.stop();
-        runs.sort_by_key(|run| run.measured.wall);
-        let run = &runs[(runs.len() - 1) / 2];
+        runs.sort_by_key(|(run, _)| run.measured.wall);
+        let (run, server_cpu) = &runs[(runs.len() - 1) / 2];
         let slowest = download.max(transform).max(inserts);
         let bound = slowest.mul_f64(TARGET_RATIO) + post_load;
         println!("over {link}:");
@@ -148,6 +163,15 @@ async fn bench(admin: &MySqlPool) -> anyhow::Result<()> {
             run.phase("post_load_ms"),
             run.phase("total_ms")
         );
+        if let Some(server_cpu) = server_cpu {
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            println!(
+                "  CPU during the run: the job {}, MariaDB {}: {:.2} of the {cores} cores busy",
+                ms(run.measured.cpu),
+                ms(*server_cpu),
+                (run.measured.cpu + *server_cpu).as_secs_f64() / run.measured.wall.as_secs_f64()
+            );
+        }
         println!(
             "  target: the run <= {TARGET_RATIO} x the slowest stage alone ({}) + post-load = {}: \
              {} (ratio {:.2})",
@@ -205,7 +229,7 @@ fn download_alone(work: &Path, server: &Server) -> anyhow::Result<Duration> {
 
 /// `plugin run --from SNAPSHOT` with the default component: the transform
 /// alone, its rows checked and dropped.
-fn transform_alone(work: &Path, snapshot: &Path) -> anyhow::Result<Duration> {
+fn transform_alone(work: &Path, snapshot: &Path) -> anyhow::Result<common::Measured> {
     let args = [
         OsStr::new("plugin"),
         OsStr::new("run"),
@@ -219,7 +243,7 @@ fn transform_alone(work: &Path, snapshot: &Path) -> anyhow::Result<Duration> {
             .env("PLUGIN_CACHE_DIR", work.join("plugin-cache"))
             .current_dir(work);
     })?;
-    Ok(measured.wall)
+    Ok(measured)
 }
 
 /// The host's load of `rows` into the full table, replace mode, no

@@ -147,3 +147,27 @@ impl SyncRun {
             .unwrap_or(0)
     }
 }
+
+/// The CPU time the local MariaDB server has used so far (user and
+/// system), read from `/proc`; `None` where no `mariadbd` runs here.
+pub fn server_cpu() -> Option<std::time::Duration> {
+    // SAFETY: sysconf reads a constant of the system; no memory is touched.
+    let ticks = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok()?;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim() != "mariadbd" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+        // Fields after the command's closing parenthesis; utime and stime
+        // are the 14th and 15th fields of the whole line.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let utime: u64 = fields.get(11)?.parse().ok()?;
+        let stime: u64 = fields.get(12)?.parse().ok()?;
+        return Some(std::time::Duration::from_micros(
+            (utime + stime) * 1_000_000 / ticks,
+        ));
+    }
+    None
+}

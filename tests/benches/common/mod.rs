@@ -387,6 +387,8 @@ pub struct Measured {
     pub wall: Duration,
     /// `ru_maxrss`, in bytes.
     pub peak_rss_bytes: u64,
+    /// CPU time, user and system (`ru_utime` + `ru_stime`).
+    pub cpu: Duration,
 }
 
 /// Runs `program` with `args` through a fresh launcher process (see the
@@ -411,7 +413,7 @@ pub fn measure(
         .with_context(|| format!("starting the launcher for {}", program.to_string_lossy()))?;
     let text = String::from_utf8_lossy(&output.stdout);
     let fields: Vec<&str> = text.split_whitespace().collect();
-    let [wall_ns, maxrss_kib, status] = fields[..] else {
+    let [wall_ns, maxrss_kib, cpu_us, status] = fields[..] else {
         bail!(
             "the launcher for {} failed ({}): {text:?}",
             program.to_string_lossy(),
@@ -431,11 +433,12 @@ pub fn measure(
     Ok(Measured {
         wall: Duration::from_nanos(wall_ns.parse()?),
         peak_rss_bytes: maxrss_kib.parse::<u64>()? * 1024,
+        cpu: Duration::from_micros(cpu_us.parse()?),
     })
 }
 
 /// If this process was started as the launcher of [`measure`], runs the
-/// program it names, prints `WALL_NS MAXRSS_KIB STATUS` and exits.
+/// program it names, prints `WALL_NS MAXRSS_KIB CPU_US STATUS` and exits.
 pub fn run_launcher_if_asked() {
     let args: Vec<OsString> = std::env::args_os().collect();
     if args.get(1).is_none_or(|a| a != MEASURE_ARG) {
@@ -489,5 +492,11 @@ fn launch(args: &[OsString]) -> anyhow::Result<String> {
     } else {
         format!("status:{status}")
     };
-    Ok(format!("{} {} {status}", wall.as_nanos(), usage.ru_maxrss))
+    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    let cpu_us = micros(usage.ru_utime) + micros(usage.ru_stime);
+    Ok(format!(
+        "{} {} {cpu_us} {status}",
+        wall.as_nanos(),
+        usage.ru_maxrss
+    ))
 }
