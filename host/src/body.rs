@@ -149,9 +149,7 @@ impl Body {
             }
         }
     }
-}
 
-impl Body {
     /// A blocking reader of the body, whole or in chunks (see [`ChunkReader`]).
     pub fn into_reader(self) -> ChunkReader {
         match self {

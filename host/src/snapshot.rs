@@ -64,20 +64,10 @@ pub struct BodyEntry {
     pub sha256: String,
 }
 
-/// Each body's sha256, numbering the pages of each source from 0 in the
-/// order given: how a snapshot names and lists them, and the run's input key
-/// sees them.
-pub fn digest_bodies<'a>(bodies: impl IntoIterator<Item = (Source, &'a [u8])>) -> Vec<BodyDigest> {
-    let mut digests: Vec<BodyDigest> = Vec::new();
-    for (source, body) in bodies {
-        let page = digests.iter().filter(|d| d.source == source).count() as u32;
-        digests.push(BodyDigest {
-            source,
-            page,
-            sha256: hex::encode(Sha256::digest(body)),
-        });
-    }
-    digests
+/// A body's hex sha256, as a manifest records it and the run's input key
+/// sees it.
+pub fn sha256_hex(body: &[u8]) -> String {
+    hex::encode(Sha256::digest(body))
 }
 
 /// Writes a snapshot of whole bodies into `dir`, numbering the pages of
