@@ -58,12 +58,9 @@ const TARGET_RSS_RATIO: f64 = 3.0;
 
 fn main() -> anyhow::Result<()> {
     common::run_launcher_if_asked();
+    stand_in::serve_if_asked();
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some(stand_in::SERVE_ARG) => stand_in::serve(
-            Path::new(args.get(2).context("no body directory")?),
-            &args[3..],
-        ),
         Some(CLIENT_ARG) => client(
             args.get(2).context("no URL")?,
             args.get(3).context("no client mode")?,

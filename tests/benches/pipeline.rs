@@ -51,13 +51,7 @@ const TARGET_RATIO: f64 = 1.2;
 
 fn main() -> anyhow::Result<()> {
     common::run_launcher_if_asked();
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some(stand_in::SERVE_ARG) {
-        return stand_in::serve(
-            Path::new(args.get(2).context("no body directory")?),
-            &args[3..],
-        );
-    }
+    stand_in::serve_if_asked();
     database::with_database(DATABASE, |admin| async move { bench(&admin).await })
 }
 

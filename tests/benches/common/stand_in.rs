@@ -16,13 +16,33 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::Bodies;
 
-/// The first argument that makes a benchmark executable the stand-in: its
-/// `main` then calls [`serve`] with the directory and options that follow.
+/// The first argument that makes a benchmark executable the stand-in (see
+/// [`serve_if_asked`]).
 pub const SERVE_ARG: &str = "__serve";
 
 pub const PRICE_LIST_PATH: &str = "/api/checkouts/index/17/price_list";
 pub const STOCK_PATH: &str = "/api/stock_items/index";
 pub const CHECKOUT_PATH: &str = "/api/checkouts/index";
+
+/// If this process was started as the stand-in ([`SERVE_ARG`] DIR
+/// OPTIONS...), serves until its stdin closes and exits; otherwise returns.
+pub fn serve_if_asked() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).is_none_or(|a| a != SERVE_ARG) {
+        return;
+    }
+    let Some(dir) = args.get(2) else {
+        eprintln!("stand-in: no body directory");
+        std::process::exit(2);
+    };
+    match serve(Path::new(dir), &args[3..]) {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("stand-in: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
 
 /// Writes `bodies` into `dir` as the stand-in serves them: each plain, and
 /// gzipped beside it (`NAME.gz`).
