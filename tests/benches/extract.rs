@@ -2,11 +2,12 @@
 //! list and its stock from a local HTTP server, against `curl` downloading
 //! the same bytes; and the client's peak memory against the bodies' size.
 //!
-//! The client is measured two ways: as a sync uses it
-//! (`BitcramClient::download`: done when the last byte is in, the lists'
-//! envelope checks left running beside the hashing and the transform), and
-//! as `snapshot` uses it (`BitcramClient::fetch`: done when the checks are
-//! too).
+//! The client is measured two ways, both through `BitcramClient::open`
+//! (the lists arrive in chunks): as a sync's extraction costs it, every
+//! chunk taken as it arrives and each body's digest awaited (a sync hands
+//! the chunks to the transform, which checks the envelopes as it splits
+//! out the items), and as `snapshot` uses it, each list's envelope checked
+//! on the way (its bodies then go to disk; here they are dropped).
 //!
 //! Then the compressed transfer: the same downloads from servers that
 //! compress when asked (`Accept-Encoding: gzip`) and from servers that do
@@ -30,7 +31,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use bitcram_sync::bitcram::{BitcramClient, BitcramConfig};
+use bitcram_sync::bitcram::{BitcramClient, BitcramConfig, ListStream, check_reader};
 use bitcram_sync::secrets::Token;
 
 use common::stand_in::{self, PRICE_LIST_PATH, STOCK_PATH, Server};
@@ -38,8 +39,8 @@ use common::{Bodies, Measured, mb, median, ms, verdict};
 
 const CLIENT_ARG: &str = "__client";
 const BASELINE_ARG: &str = "__baseline";
-/// The client's modes: what a sync waits for, what `snapshot` waits for,
-/// and an unmeasured run that times the parts and prints them.
+/// The client's modes: a sync's extraction, `snapshot`'s (checked), and an
+/// unmeasured run that times the parts and prints them.
 const DOWNLOAD_ARG: &str = "download";
 const FETCH_ARG: &str = "fetch";
 const DIAGNOSE_ARG: &str = "diagnose";
@@ -204,12 +205,12 @@ fn bench() -> anyhow::Result<()> {
         mb(bodies_bytes)
     );
     println!(
-        "client as a sync uses it (download):    {:>9}  peak RSS {}",
+        "client as a sync uses it (chunks taken):{:>9}  peak RSS {}",
         ms(client_wall),
         mb(client_rss)
     );
     println!(
-        "client with every check (fetch):        {:>9}  peak RSS {}",
+        "client with every check (as snapshot):  {:>9}  peak RSS {}",
         ms(fetch_wall),
         mb(fetch_rss)
     );
@@ -241,7 +242,7 @@ fn bench() -> anyhow::Result<()> {
         "ratio fetch (every check)/curl:         {fetch_ratio:.2}  (what `snapshot` waits for)"
     );
     println!(
-        "curl --parallel into files on tmpfs:    {:>9}  (keeps the bytes in memory, as the client must)",
+        "curl --parallel into files on tmpfs:    {:>9}  (keeps the bytes in memory)",
         ms(kept_wall)
     );
     println!(
@@ -262,11 +263,11 @@ fn bench() -> anyhow::Result<()> {
         ms(client_new)
     );
     println!(
-        "    BitcramClient::download:            {:>9}",
+        "    open, every chunk taken:            {:>9}",
         ms(download_inside)
     );
     println!(
-        "    BitcramClient::fetch:               {:>9}",
+        "    open, every envelope checked:       {:>9}",
         ms(fetch_inside)
     );
     println!(
@@ -382,14 +383,13 @@ fn medians(runs: &[Measured]) -> (Duration, u64) {
     (median(&walls), median(&rss))
 }
 
-/// The client process. `download`: what a sync waits for before it hashes
-/// the bodies and starts its transform, nothing more (the process then exits
-/// without waiting for the envelope checks, which a sync overlaps with
-/// both).
-/// `fetch`: what `snapshot` waits for, every body checked. `diagnose`: both
-/// in turn, then plain downloads of the same bodies (discarded, then kept)
-/// and the envelope check of the price list; prints the six durations
-/// (the client's construction first) in nanoseconds.
+/// The client process. `download`: a sync's extraction, every chunk of
+/// both lists taken as it arrives and dropped, each digest awaited.
+/// `fetch`: what `snapshot` waits for, each list's envelope checked as it
+/// arrives. `diagnose`: both in turn, then plain downloads of the same
+/// bodies (discarded, then kept) and the envelope check of the price list;
+/// prints the six durations (the client's construction first) in
+/// nanoseconds.
 fn client(base_url: &str, mode: &str) -> anyhow::Result<()> {
     bitcram_sync::net::install_tls_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -416,30 +416,21 @@ fn client(base_url: &str, mode: &str) -> anyhow::Result<()> {
         };
         match mode {
             DOWNLOAD_ARG => {
-                let download = client.download(common::CHECKOUT_NUMBER).await?;
-                if download.price_list.stats.bytes == 0 {
+                if take_lists(&client, false).await? == 0 {
                     bail!("the price list came back empty");
                 }
-                // A sync goes on to hash the bodies and start its transform
-                // while the checks run; this process has nothing more to do.
-                std::process::exit(0);
+                return Ok(());
             }
-            FETCH_ARG => {
-                let extract = client.fetch(common::CHECKOUT_NUMBER).await?;
-                return check_count(extract.price_list_items);
-            }
+            FETCH_ARG => return check_count(take_lists(&client, true).await?),
             DIAGNOSE_ARG => {}
             other => bail!("unknown client mode {other:?}"),
         }
         let started = Instant::now();
-        let download = client.download(common::CHECKOUT_NUMBER).await?;
+        take_lists(&client, false).await?;
         let download_inside = started.elapsed();
-        check_count(download.checked().await?.price_list_items)?;
         let started = Instant::now();
-        let extract = client.fetch(common::CHECKOUT_NUMBER).await?;
+        check_count(take_lists(&client, true).await?)?;
         let fetch = started.elapsed();
-        check_count(extract.price_list_items)?;
-        drop(extract);
         let http = reqwest::Client::builder().no_proxy().build()?;
         // Both bodies concurrently, read chunk by chunk as the client does;
         // `keep` stores them in buffers presized from Content-Length (fresh
@@ -487,6 +478,34 @@ fn client(base_url: &str, mode: &str) -> anyhow::Result<()> {
         );
         Ok(())
     })
+}
+
+/// Finds the checkout, opens both lists and reads each to its end on a
+/// blocking thread, as it arrives: dropping the bytes, or (`check`)
+/// checking the envelope. Returns the price list's size, or its items when
+/// checked.
+async fn take_lists(client: &BitcramClient, check: bool) -> anyhow::Result<usize> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    let opened = client
+        .open(common::CHECKOUT_NUMBER, deadline, "the bench stops")
+        .await?;
+    let take = |list: ListStream| async move {
+        let mut reader = list.body.into_reader();
+        let read = tokio::task::spawn_blocking(move || {
+            if check {
+                check_reader(&mut reader).map_err(|e| anyhow::anyhow!("{e:?}"))
+            } else {
+                std::io::copy(&mut reader, &mut std::io::sink())
+                    .map(|n| n as usize)
+                    .context("reading a body")
+            }
+        })
+        .await??;
+        list.arrival.await?.map_err(anyhow::Error::msg)?;
+        anyhow::Ok(read)
+    };
+    let (price_list, _) = tokio::try_join!(take(opened.price_list), take(opened.stock))?;
+    Ok(price_list)
 }
 
 /// The baseline process: the runtime the client uses, started and stopped.

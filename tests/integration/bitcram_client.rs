@@ -1,11 +1,16 @@
 //! The Bitcram client against a fake Bitcram on 127.0.0.1: the three calls
-//! as sent, bodies as received, retries and what is never retried, envelopes
+//! as sent, bodies as received (the lists taken as a run takes them, in
+//! chunks as they arrive), retries and what is never retried, envelopes
 //! that are refused, and where the token may go.
 
 use std::time::Duration;
 
-use bitcram_sync::bitcram::{BitcramClient, BitcramConfig, Extract, parse_base_url};
+use anyhow::anyhow;
+use bitcram_sync::bitcram::{
+    BitcramClient, BitcramConfig, Checkout, ListStream, check_envelope, parse_base_url,
+};
 use bitcram_sync::secrets::Token;
+use sha2::{Digest as _, Sha256};
 
 use crate::support::fake_bitcram::{CHECKOUTS, FakeServer, PRICE_LIST, Reply, STOCK};
 
@@ -53,11 +58,51 @@ fn one_line(error: anyhow::Error) -> String {
     message
 }
 
+/// What a caller of `open` is told a cut body means to it.
+const AFTER_CUT: &str = "the caller stops";
+
+/// What a run reads from Bitcram, taken as a run takes it: the checkout
+/// found, then both lists opened and read to their ends as they arrive,
+/// each arrival's digest matched and each envelope checked.
+#[derive(Debug)]
+struct Fetched {
+    checkout: Checkout,
+    price_list: Vec<u8>,
+    stock: Vec<u8>,
+    price_list_items: usize,
+    stock_items: usize,
+}
+
+async fn fetch(client: &BitcramClient, number: &str) -> anyhow::Result<Fetched> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let opened = client.open(number, deadline, AFTER_CUT).await?;
+    let ((price_list, price_list_items), (stock, stock_items)) =
+        tokio::try_join!(take(opened.price_list), take(opened.stock))?;
+    Ok(Fetched {
+        checkout: opened.checkout,
+        price_list,
+        stock,
+        price_list_items,
+        stock_items,
+    })
+}
+
+/// One list read to its end: its bytes and items, or why not in one line
+/// naming the call.
+async fn take(list: ListStream) -> anyhow::Result<(Vec<u8>, usize)> {
+    let origin = list.body.origin().unwrap_or_default().to_owned();
+    let bytes = list.body.whole().await.map_err(anyhow::Error::msg)?;
+    let sha256 = list.arrival.await?.map_err(anyhow::Error::msg)?;
+    assert_eq!(sha256, hex::encode(Sha256::digest(&bytes)), "{origin}");
+    let items = check_envelope(&bytes).map_err(|reason| anyhow!("{origin}: {reason}"))?;
+    Ok((bytes.to_vec(), items))
+}
+
 async fn fetch_error(server: &FakeServer) -> String {
-    match client(server).fetch("3").await {
-        Ok(extract) => panic!(
+    match fetch(&client(server), "3").await {
+        Ok(fetched) => panic!(
             "expected an error, got {} price-list items",
-            extract.price_list_items
+            fetched.price_list_items
         ),
         Err(e) => one_line(e),
     }
@@ -66,19 +111,18 @@ async fn fetch_error(server: &FakeServer) -> String {
 #[tokio::test]
 async fn fetches_the_checkout_the_price_list_and_the_stock_as_sent() {
     let server = healthy_server().await;
-    let extract: Extract = client(&server).fetch("3").await.unwrap();
+    let fetched = fetch(&client(&server), "3").await.unwrap();
 
     assert_eq!(
-        (extract.checkout.id, extract.checkout.warehouse_id),
+        (fetched.checkout.id, fetched.checkout.warehouse_id),
         (17, 5)
     );
-    assert_eq!(extract.checkout.body, CHECKOUT_BODY.as_bytes());
-    assert_eq!(extract.price_list, PRICE_LIST_BODY.as_bytes());
-    assert_eq!(extract.stock, STOCK_BODY.as_bytes());
-    assert_eq!((extract.price_list_items, extract.stock_items), (2, 1));
-    assert_eq!(extract.price_list_stats.bytes, PRICE_LIST_BODY.len() as u64);
-    assert_eq!(extract.price_list_stats.attempts, 1);
-    assert_eq!(extract.stock_stats.attempts, 1);
+    assert_eq!(fetched.checkout.body, CHECKOUT_BODY.as_bytes());
+    assert_eq!(fetched.price_list, PRICE_LIST_BODY.as_bytes());
+    assert_eq!(fetched.stock, STOCK_BODY.as_bytes());
+    assert_eq!((fetched.price_list_items, fetched.stock_items), (2, 1));
+    assert_eq!(server.requests_to(PRICE_LIST).len(), 1);
+    assert_eq!(server.requests_to(STOCK).len(), 1);
 
     server.assert_documented_calls(TOKEN, "3", 5);
 }
@@ -116,9 +160,8 @@ async fn a_500_is_retried() {
             Reply::ok(PRICE_LIST_BODY),
         ],
     );
-    let extract = client(&server).fetch("3").await.unwrap();
-    assert_eq!(extract.price_list, PRICE_LIST_BODY.as_bytes());
-    assert_eq!(extract.price_list_stats.attempts, 2);
+    let fetched = fetch(&client(&server), "3").await.unwrap();
+    assert_eq!(fetched.price_list, PRICE_LIST_BODY.as_bytes());
     assert_eq!(server.requests_to(PRICE_LIST).len(), 2);
 }
 
@@ -132,9 +175,10 @@ async fn a_429_waits_as_long_as_retry_after_says() {
             Reply::ok(STOCK_BODY),
         ],
     );
-    let extract = client(&server).fetch("3").await.unwrap();
-    assert_eq!(extract.stock_stats.attempts, 2);
+    let fetched = fetch(&client(&server), "3").await.unwrap();
+    assert_eq!(fetched.stock, STOCK_BODY.as_bytes());
     let stock = server.requests_to(STOCK);
+    assert_eq!(stock.len(), 2);
     let waited = stock[1].at - stock[0].at;
     // The backoff alone would be a few milliseconds.
     assert!(waited >= Duration::from_millis(900), "waited {waited:?}");
@@ -278,19 +322,9 @@ async fn a_json_body_cut_short_is_an_error() {
 }
 
 #[tokio::test]
-async fn a_body_shorter_than_its_content_length_is_retried_then_an_error() {
-    let server = healthy_server().await;
-    server.script(PRICE_LIST, [Reply::ok(PRICE_LIST_BODY).cut_after(20)]);
-    let message = fetch_error(&server).await;
-    assert_eq!(server.requests_to(PRICE_LIST).len(), 3);
-    assert!(
-        message.contains("price_list") && message.contains("cut short"),
-        "{message}"
-    );
-}
-
-#[tokio::test]
-async fn a_body_cut_short_once_is_fetched_again() {
+async fn a_list_cut_short_after_it_started_is_not_asked_for_again() {
+    // Its first bytes may already be downstream: the caller is told, and
+    // decides (a sync stops with nothing written).
     let server = healthy_server().await;
     server.script(
         PRICE_LIST,
@@ -299,8 +333,41 @@ async fn a_body_cut_short_once_is_fetched_again() {
             Reply::ok(PRICE_LIST_BODY),
         ],
     );
-    let extract = client(&server).fetch("3").await.unwrap();
-    assert_eq!(extract.price_list, PRICE_LIST_BODY.as_bytes());
+    let message = fetch_error(&server).await;
+    assert_eq!(server.requests_to(PRICE_LIST).len(), 1);
+    assert!(
+        message.contains("price_list")
+            && message.contains(PRICE_LIST)
+            && message.contains("cut short")
+            && message.ends_with(AFTER_CUT),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_discovery_body_cut_short_is_fetched_again_then_an_error() {
+    // Read whole before anything uses it: another attempt costs nothing.
+    let server = healthy_server().await;
+    server.script(
+        CHECKOUTS,
+        [
+            Reply::ok(CHECKOUT_BODY).cut_after(20),
+            Reply::ok(CHECKOUT_BODY),
+        ],
+    );
+    let fetched = fetch(&client(&server), "3").await.unwrap();
+    assert_eq!(fetched.checkout.body, CHECKOUT_BODY.as_bytes());
+    assert_eq!(server.requests_to(CHECKOUTS).len(), 2);
+
+    server.script(CHECKOUTS, [Reply::ok(CHECKOUT_BODY).cut_after(20)]);
+    let message = fetch_error(&server).await;
+    assert_eq!(server.requests_to(CHECKOUTS).len(), 2 + 3);
+    assert!(
+        message.contains("checkout")
+            && message.contains("cut short")
+            && message.contains("gave up after 3 attempts"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -344,8 +411,35 @@ async fn a_reply_slower_than_the_request_timeout_is_retried() {
     );
     let mut config = config(&server);
     config.request_timeout = Duration::from_millis(300);
-    let extract = client_with(config).fetch("3").await.unwrap();
-    assert_eq!(extract.stock_stats.attempts, 2);
+    let fetched = fetch(&client_with(config), "3").await.unwrap();
+    assert_eq!(fetched.stock, STOCK_BODY.as_bytes());
+    assert_eq!(server.requests_to(STOCK).len(), 2);
+}
+
+#[tokio::test]
+async fn a_list_taken_slower_than_the_request_timeout_still_arrives() {
+    // A run takes a list as fast as its database takes the rows: the
+    // request timeout bounds the wait for the headers, not the body.
+    let server = healthy_server().await;
+    let mut big = b"{\"items\":[".to_vec();
+    while big.len() < 8 << 20 {
+        big.extend_from_slice(br#"{"product_id":214101,"price":12345.0},"#);
+    }
+    big.extend_from_slice(br#"{"product_id":1}]}"#);
+    server.script(PRICE_LIST, [Reply::ok(big.clone()).identity()]);
+    let mut config = config(&server);
+    config.request_timeout = Duration::from_millis(300);
+    let client = client_with(config);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let opened = client.open("3", deadline, AFTER_CUT).await.unwrap();
+    // Far more than the socket and the chunks in flight hold waits unread.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let (price_list, stock) = tokio::try_join!(take(opened.price_list), take(opened.stock))
+        .map_err(one_line)
+        .unwrap();
+    assert_eq!(price_list.0, big);
+    assert_eq!(stock.0, STOCK_BODY.as_bytes());
+    assert_eq!(server.requests_to(PRICE_LIST).len(), 1);
 }
 
 #[tokio::test]
@@ -435,9 +529,9 @@ fn the_runs_client_settings_are_the_documented_defaults() {
 async fn bodies_are_asked_for_gzip_and_come_back_decompressed_byte_for_byte() {
     // The fake compresses what a client asks to have compressed.
     let server = healthy_server().await;
-    let extract = client(&server).fetch("3").await.unwrap();
-    assert_eq!(extract.price_list, PRICE_LIST_BODY.as_bytes());
-    assert_eq!(extract.stock, STOCK_BODY.as_bytes());
+    let fetched = fetch(&client(&server), "3").await.unwrap();
+    assert_eq!(fetched.price_list, PRICE_LIST_BODY.as_bytes());
+    assert_eq!(fetched.stock, STOCK_BODY.as_bytes());
     let requests = server.requests();
     assert_eq!(requests.len(), 3);
     for request in requests {
@@ -456,13 +550,13 @@ async fn a_server_that_does_not_compress_works_the_same() {
     server.script(CHECKOUTS, [Reply::ok(CHECKOUT_BODY).identity()]);
     server.script(PRICE_LIST, [Reply::ok(PRICE_LIST_BODY).identity()]);
     server.script(STOCK, [Reply::ok(STOCK_BODY).identity()]);
-    let extract = client(&server).fetch("3").await.unwrap();
-    assert_eq!(extract.price_list, PRICE_LIST_BODY.as_bytes());
-    assert_eq!(extract.stock, STOCK_BODY.as_bytes());
+    let fetched = fetch(&client(&server), "3").await.unwrap();
+    assert_eq!(fetched.price_list, PRICE_LIST_BODY.as_bytes());
+    assert_eq!(fetched.stock, STOCK_BODY.as_bytes());
 }
 
 #[tokio::test]
-async fn a_gzip_stream_cut_short_is_retried_then_an_error() {
+async fn a_gzip_stream_cut_short_is_an_error_naming_the_call() {
     let server = healthy_server().await;
     let compressed = crate::support::fake_bitcram::gzip(PRICE_LIST_BODY.as_bytes()).len();
     // Complete as HTTP (the Content-Length matches), cut short as gzip.
@@ -471,23 +565,27 @@ async fn a_gzip_stream_cut_short_is_retried_then_an_error() {
         [Reply::ok(PRICE_LIST_BODY).gzip_cut_to(compressed / 2)],
     );
     let message = fetch_error(&server).await;
-    assert_eq!(server.requests_to(PRICE_LIST).len(), 3);
+    assert_eq!(server.requests_to(PRICE_LIST).len(), 1);
     assert!(
         message.contains("price_list")
             && message.contains("the response body was cut short or unreadable")
-            && message.contains("gave up after 3 attempts"),
+            && message.ends_with(AFTER_CUT),
         "{message}"
     );
-    // Cut once, whole the next time: fetched again.
+    // The discovery body, cut once as gzip and whole the next time, is
+    // fetched again.
+    let checkout = crate::support::fake_bitcram::gzip(CHECKOUT_BODY.as_bytes()).len();
     server.script(
-        PRICE_LIST,
+        CHECKOUTS,
         [
-            Reply::ok(PRICE_LIST_BODY).gzip_cut_to(compressed - 8),
-            Reply::ok(PRICE_LIST_BODY),
+            Reply::ok(CHECKOUT_BODY).gzip_cut_to(checkout - 8),
+            Reply::ok(CHECKOUT_BODY),
         ],
     );
-    let extract = client(&server).fetch("3").await.unwrap();
-    assert_eq!(extract.price_list, PRICE_LIST_BODY.as_bytes());
+    server.script(PRICE_LIST, [Reply::ok(PRICE_LIST_BODY)]);
+    let fetched = fetch(&client(&server), "3").await.unwrap();
+    assert_eq!(fetched.checkout.body, CHECKOUT_BODY.as_bytes());
+    assert_eq!(fetched.price_list, PRICE_LIST_BODY.as_bytes());
 }
 
 #[tokio::test]
@@ -503,7 +601,7 @@ async fn a_body_that_inflates_past_the_limit_is_refused_without_another_attempt(
         max_body_bytes: 1 << 20,
         ..config(&server)
     };
-    let error = client_with(limited.clone()).fetch("3").await.unwrap_err();
+    let error = fetch(&client_with(limited.clone()), "3").await.unwrap_err();
     let message = one_line(error);
     assert!(
         message.contains("price_list")
@@ -513,7 +611,7 @@ async fn a_body_that_inflates_past_the_limit_is_refused_without_another_attempt(
     assert_eq!(server.requests_to(PRICE_LIST).len(), 1);
     // Not compressed, the same body is refused by its Content-Length.
     server.script(PRICE_LIST, [Reply::ok(bomb).identity()]);
-    let message = one_line(client_with(limited).fetch("3").await.unwrap_err());
+    let message = one_line(fetch(&client_with(limited), "3").await.unwrap_err());
     assert!(
         message.contains("larger than the 1 MiB a body may be (it reached 8388610 bytes"),
         "{message}"

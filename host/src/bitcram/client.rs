@@ -5,7 +5,6 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
-use bytes::Bytes;
 use reqwest::header::{self, HeaderValue};
 use reqwest::{StatusCode, Url};
 use tracing::Instrument as _;
@@ -21,6 +20,11 @@ use super::url::{check_base_url, is_loopback};
 use crate::body::Body;
 use crate::net::install_tls_provider;
 use crate::secrets::Token;
+
+/// How far past the extraction's deadline the HTTP client lets a streamed
+/// body run, so that the body's reader, which stops at the deadline, is the
+/// one to say why it stopped.
+const STREAMED_TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
 
 /// How much of an error body is read to quote from it.
 const ERROR_BODY_READ_BYTES: usize = 4096;
@@ -47,17 +51,6 @@ impl Endpoint {
     }
 }
 
-/// What one call cost.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CallStats {
-    /// Size of the body returned.
-    pub bytes: u64,
-    /// Attempts made, the successful one included.
-    pub attempts: u32,
-    /// Wall time from the first attempt to the end, waits included.
-    pub elapsed: Duration,
-}
-
 /// The checkout found by its number.
 #[derive(Debug, Clone)]
 pub struct Checkout {
@@ -67,97 +60,6 @@ pub struct Checkout {
     pub warehouse_id: u64,
     /// The discovery response, as received.
     pub body: Vec<u8>,
-}
-
-/// Everything one sync reads from Bitcram, every body checked.
-#[derive(Debug, Clone)]
-pub struct Extract {
-    pub checkout: Checkout,
-    /// The price-list response, as received.
-    pub price_list: Vec<u8>,
-    /// The stock response, as received.
-    pub stock: Vec<u8>,
-    /// Items in the price list's envelope.
-    pub price_list_items: usize,
-    /// Items in the stock's envelope.
-    pub stock_items: usize,
-    pub price_list_stats: CallStats,
-    pub stock_stats: CallStats,
-}
-
-/// Everything one sync reads from Bitcram, downloaded; the two lists'
-/// envelope checks may still be running (see [`BitcramClient::download`]).
-#[derive(Debug)]
-pub struct Download {
-    pub checkout: Checkout,
-    /// The stock response, as received, with its check.
-    pub stock: PendingList,
-    /// The price-list response, as received, with its check.
-    pub price_list: PendingList,
-}
-
-impl Download {
-    /// Waits for both checks: every body checked.
-    pub async fn checked(self) -> anyhow::Result<Extract> {
-        let (price_list_stats, stock_stats) = (self.price_list.stats, self.stock.stats);
-        let ((price_list, price_list_items), (stock, stock_items)) =
-            tokio::try_join!(self.price_list.checked(), self.stock.checked())?;
-        Ok(Extract {
-            checkout: self.checkout,
-            // Neither conversion copies: each `Bytes` is the only one left.
-            price_list: price_list.into(),
-            stock: stock.into(),
-            price_list_items,
-            stock_items,
-            price_list_stats,
-            stock_stats,
-        })
-    }
-}
-
-/// A list body downloaded whole, whose envelope check runs on a blocking
-/// thread: the caller may read the bytes meanwhile (to hash them, say), and
-/// must take them through [`checked`](Self::checked) before trusting them.
-#[derive(Debug)]
-pub struct PendingList {
-    /// The call, for messages.
-    call: String,
-    body: Bytes,
-    pub stats: CallStats,
-    check: tokio::task::JoinHandle<Result<usize, String>>,
-}
-
-impl PendingList {
-    /// Starts checking `body` on a blocking thread.
-    fn start(call: &Call, body: Vec<u8>, stats: CallStats) -> Self {
-        let body = Bytes::from(body);
-        let shared = body.clone();
-        let check = tokio::task::spawn_blocking(move || check_envelope(&shared));
-        Self {
-            call: call.to_string(),
-            body,
-            stats,
-            check,
-        }
-    }
-
-    /// The body as received, not yet known to be a complete list.
-    pub fn unchecked_body(&self) -> &Bytes {
-        &self.body
-    }
-
-    /// The body and its item count once the check passed, or an error naming
-    /// the endpoint.
-    pub async fn checked(self) -> anyhow::Result<(Bytes, usize)> {
-        let call = self.call;
-        let items = self
-            .check
-            .await
-            .map_err(|e| anyhow!("{call}: checking the body failed: {e}"))?
-            .map_err(|reason| anyhow!("{call}: {reason}"))?;
-        tracing::info!(call = %call, items, "Bitcram list checked");
-        Ok((self.body, items))
-    }
 }
 
 /// Everything one sync reads from Bitcram, the lists' bodies still
@@ -198,6 +100,9 @@ pub struct BitcramClient {
     max_attempts: u32,
     retry_base_delay: Duration,
     max_body_bytes: u64,
+    /// How long a call may wait for its response's headers; a body read
+    /// whole must arrive within it too.
+    request_timeout: Duration,
 }
 
 impl BitcramClient {
@@ -238,6 +143,7 @@ impl BitcramClient {
             max_attempts: config.max_attempts,
             retry_base_delay: config.retry_base_delay,
             max_body_bytes: config.max_body_bytes,
+            request_timeout: config.request_timeout,
         })
     }
 
@@ -254,50 +160,14 @@ impl BitcramClient {
             path: "api/checkouts/index".to_owned(),
             query: vec![("where", filter)],
         };
-        let (body, stats) = self.get_call(&call).await?;
-        let (body, _) = PendingList::start(&call, body, stats).checked().await?;
+        let body = self.get(&call).instrument(call.span()).await?;
+        check_envelope(&body).map_err(|reason| anyhow!("{call}: {reason}"))?;
         let (id, warehouse_id) =
             checkout_ids(&body, number).map_err(|reason| anyhow!("{call}: {reason}"))?;
         Ok(Checkout {
             id,
             warehouse_id,
-            body: body.into(),
-        })
-    }
-
-    /// Finds the checkout, then fetches its price list and its warehouse's
-    /// stock concurrently; either failing fails the whole. Every body is
-    /// checked when this returns.
-    pub async fn fetch(&self, checkout_number: &str) -> anyhow::Result<Extract> {
-        self.download(checkout_number).await?.checked().await
-    }
-
-    /// As [`fetch`](Self::fetch), but returns as soon as the last byte has
-    /// arrived: the lists' envelope checks (tens of milliseconds of CPU for a
-    /// large catalog) are left running, for the caller to overlap with other
-    /// work.
-    pub async fn download(&self, checkout_number: &str) -> anyhow::Result<Download> {
-        let started = Instant::now();
-        let checkout = self.find_checkout(checkout_number).await?;
-        let (price_list, stock) = list_calls(&checkout);
-        let ((price_list_body, price_list_stats), (stock_body, stock_stats)) =
-            tokio::try_join!(self.get_call(&price_list), self.get_call(&stock))?;
-        // The checks start once every byte is in: CPU spent on one list
-        // while the other downloads would only slow the download.
-        let price_list = PendingList::start(&price_list, price_list_body, price_list_stats);
-        let stock = PendingList::start(&stock, stock_body, stock_stats);
-        tracing::info!(
-            checkout_id = checkout.id,
-            warehouse_id = checkout.warehouse_id,
-            price_list_bytes = price_list.stats.bytes,
-            stock_bytes = stock.stats.bytes,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "fetched the catalog and stock from Bitcram"
-        );
-        Ok(Download {
-            checkout,
-            stock,
-            price_list,
+            body,
         })
     }
 
@@ -338,7 +208,7 @@ impl BitcramClient {
         let span = call.span();
         let started = Instant::now();
         let (response, attempts) = self
-            .retrying(&call, |url| self.respond(url, &call.query))
+            .retrying(&call, |url| self.respond(url, &call.query, Some(deadline)))
             .instrument(span.clone())
             .await?;
         let (sender, chunks) = crate::body::chunked(call.to_string(), true);
@@ -373,30 +243,21 @@ impl BitcramClient {
         })
     }
 
-    /// GETs `call` inside its tracing span.
-    async fn get_call(&self, call: &Call) -> anyhow::Result<(Vec<u8>, CallStats)> {
-        self.get(call).instrument(call.span()).await
-    }
-
-    /// GETs `call`, retrying what may pass on another attempt.
-    async fn get(&self, call: &Call) -> anyhow::Result<(Vec<u8>, CallStats)> {
+    /// GETs `call` and reads its body whole, retrying what may pass on
+    /// another attempt (a body cut short included).
+    async fn get(&self, call: &Call) -> anyhow::Result<Vec<u8>> {
         let started = Instant::now();
         let ((status, body), attempts) = self
             .retrying(call, |url| self.attempt(url, &call.query))
             .await?;
-        let stats = CallStats {
-            bytes: body.len() as u64,
-            attempts,
-            elapsed: started.elapsed(),
-        };
         tracing::info!(
             status = status.as_u16(),
-            bytes = stats.bytes,
+            bytes = body.len(),
             attempt = attempts,
-            elapsed_ms = stats.elapsed.as_millis() as u64,
+            elapsed_ms = started.elapsed().as_millis() as u64,
             "Bitcram call succeeded"
         );
-        Ok((body, stats))
+        Ok(body)
     }
 
     /// Makes `attempt` on `call`'s URL until it succeeds, fails for good, or
@@ -445,27 +306,45 @@ impl BitcramClient {
         url: Url,
         query: &[(&str, String)],
     ) -> Result<(StatusCode, Vec<u8>), AttemptError> {
-        let response = self.respond(url, query).await?;
+        let response = self.respond(url, query, None).await?;
         let status = response.status();
         Ok((status, read_body(response, self.max_body_bytes).await?))
     }
 
     /// One GET up to its headers: a 2xx response, its body unread, or why
-    /// not and whether to try again.
+    /// not and whether to try again. The headers must come within the
+    /// request timeout; so must the whole body, unless it is `streamed`
+    /// until a deadline: a list's body arrives as fast as the run takes it
+    /// (a slow database slows it), so only the extraction's deadline bounds
+    /// it, and the body's reader says so in its own words when it passes.
     async fn respond(
         &self,
         url: Url,
         query: &[(&str, String)],
+        streamed: Option<tokio::time::Instant>,
     ) -> Result<reqwest::Response, AttemptError> {
-        let response = self
+        let mut request = self
             .http
             .get(url.clone())
             .header(header::AUTHORIZATION, self.authorization.clone())
             .header(header::ACCEPT, "application/json")
-            .query(query)
-            .send()
-            .await
-            .map_err(|e| transport_error(&e))?;
+            .query(query);
+        if let Some(deadline) = streamed {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            request = request.timeout(left + STREAMED_TIMEOUT_MARGIN);
+        }
+        let response = match tokio::time::timeout(self.request_timeout, request.send()).await {
+            Ok(sent) => sent.map_err(|e| transport_error(&e))?,
+            Err(_) => {
+                return Err(AttemptError::Transient {
+                    reason: format!(
+                        "timed out: no response within {} s",
+                        self.request_timeout.as_secs_f64()
+                    ),
+                    retry_after: None,
+                });
+            }
+        };
         let status = response.status();
         if status.is_success() {
             return Ok(response);

@@ -2,19 +2,20 @@
 //! checkout's price list and its warehouse's stock, concurrently.
 //!
 //! Bodies come back byte for byte as received: product data is the
-//! transform's to parse. The host only checks each list's envelope, cheaply
-//! (JSON, complete, an `items` array, no `count`/`total` above the items
-//! carried), so that a broken or partial list is an error here and never a
-//! smaller catalog downstream. Each check runs on a blocking thread:
-//! [`BitcramClient::fetch`] waits for them, [`BitcramClient::download`]
-//! hands them over still running, so that a sync hashes the bodies and
-//! starts its transform meanwhile, taking each list only once it passed.
+//! transform's to parse. The checkout's discovery body is read whole and
+//! checked here; the two lists arrive in chunks ([`BitcramClient::open`]),
+//! and whoever takes them checks their envelopes on the way (JSON,
+//! complete, an `items` array, no `count`/`total` above the items carried:
+//! [`check_reader`], [`split_reader`]), so that a broken or partial list is
+//! an error and never a smaller catalog downstream.
 //!
 //! Transport rules: HTTPS, or plain HTTP to a loopback address (or anywhere
 //! with `allow_insecure_http`); redirects are never followed, so the bearer
 //! token only goes to the configured host; bounded retries with exponential
-//! backoff and jitter on 429, 5xx, connection failures, timeouts and bodies
-//! cut short, honouring `Retry-After`; 401, 403 and other 4xx fail at once.
+//! backoff and jitter on 429, 5xx, connection failures and timeouts, and on
+//! a discovery body cut short, honouring `Retry-After`; 401, 403 and other
+//! 4xx fail at once. A list whose body is cut off after it started to
+//! arrive is not asked for again: its chunks end in the error.
 //! Bodies are asked for gzip-compressed (`Accept-Encoding: gzip`) and
 //! decompressed as they arrive; a server that does not compress works the
 //! same. Every check, digest and snapshot sees the decompressed bytes, and
@@ -31,18 +32,15 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-pub use client::{
-    BitcramClient, CallStats, Checkout, Download, Endpoint, Extract, ListStream, Opened,
-    PendingList,
-};
+pub use client::{BitcramClient, Checkout, Endpoint, ListStream, Opened};
 pub use envelope::{SplitError, check_envelope, check_reader, split_list, split_reader};
 pub use retry::MAX_RETRY_AFTER;
 pub use url::{check_base_url, parse_base_url};
 
 /// Default for [`BitcramConfig::connect_timeout`].
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default for [`BitcramConfig::request_timeout`]: a whole catalog of
-/// 100k items is tens of megabytes.
+/// Default for [`BitcramConfig::request_timeout`]: generous for a server
+/// that builds a large list before it answers.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// Default for [`BitcramConfig::max_attempts`].
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
@@ -64,7 +62,10 @@ pub struct BitcramConfig {
     pub allow_insecure_http: bool,
     /// Limit on establishing a connection.
     pub connect_timeout: Duration,
-    /// Limit on one whole request, body included.
+    /// Limit on the wait for a response's headers, and on a body read whole
+    /// (the checkout's discovery). A list's body, which arrives as fast as
+    /// its taker takes it, is bounded by the deadline given to
+    /// [`BitcramClient::open`] instead.
     pub request_timeout: Duration,
     /// Attempts per call, the first included (at least 1).
     pub max_attempts: u32,
