@@ -102,6 +102,11 @@ pub async fn run_sync(job: SyncJob, plugin: &Plugin, run_id: String) -> anyhow::
     let show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let writer = tokio::spawn(async move {
         let mut loader = loader;
+        // Replace mode's DELETE runs while the transform takes the stock.
+        if let Err(e) = loader.start_writing().await {
+            loader.abort().await;
+            return Err(e);
+        }
         let mut written = 0usize;
         while let Some(rows) = receiver.recv().await {
             let before = written;

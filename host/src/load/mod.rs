@@ -125,7 +125,7 @@ impl Loader {
     /// post-load statements, and reads the current rows' ids (and
     /// fingerprints, in diff mode) without locking them. Meant to run while
     /// the extraction is still under way; replace mode's `DELETE` waits for
-    /// the first row to write.
+    /// [`start_writing`](Self::start_writing).
     pub async fn begin(pool: AnyPool, settings: LoadSettings) -> anyhow::Result<Self> {
         let started = Instant::now();
         let mut conn = pool
@@ -250,10 +250,17 @@ impl Loader {
         Ok(())
     }
 
-    /// Replace mode: empties the table (inside the transaction) before the
-    /// first row is written. Not earlier: until then the run holds no row
-    /// lock, so a slow extraction keeps no other writer of the table
-    /// waiting.
+    /// Says that rows are about to come (the transform is starting): replace
+    /// mode empties the table now, inside the transaction, so that the
+    /// `DELETE` runs while the transform takes the stock (no row can be
+    /// made before the stock has all arrived). Not earlier: until then the
+    /// run holds no row lock, so a slow Bitcram keeps no other writer of the
+    /// table waiting. Without it, the first rows written empty the table.
+    pub async fn start_writing(&mut self) -> anyhow::Result<()> {
+        self.empty_for_replace().await
+    }
+
+    /// Replace mode: empties the table (inside the transaction), once.
     async fn empty_for_replace(&mut self) -> anyhow::Result<()> {
         if self.settings.mode != SyncMode::Replace || self.settings.dry_run || self.emptied {
             return Ok(());
@@ -387,7 +394,7 @@ impl Loader {
         self.report.deleted = deleted;
         guards::check_shrink(&self.settings, &self.report)?;
         // A catalog without rows, allowed by --allow-shrink, still empties
-        // the table (after the guard: a refused one locks nothing).
+        // the table (a load never told rows were coming has not yet).
         self.empty_for_replace().await?;
 
         let table = self.settings.table.clone();
