@@ -122,9 +122,16 @@ impl FailedRun {
     }
 }
 
+/// Writes beside the file, then renames over it: a reader sees the old
+/// report or the new one, never half of one.
 fn write_json(report: &impl Serialize, path: &Path) -> anyhow::Result<()> {
     let json = serde_json::to_vec_pretty(report).expect("a report always serializes");
-    std::fs::write(path, json).with_context(|| format!("writing the run report {}", path.display()))
+    let mut part = path.as_os_str().to_owned();
+    part.push(".part");
+    let part = std::path::PathBuf::from(part);
+    std::fs::write(&part, json)
+        .and_then(|()| std::fs::rename(&part, path))
+        .with_context(|| format!("writing the run report {}", path.display()))
 }
 
 /// A run id for logs and reports: the Cloud Run execution when there is one,

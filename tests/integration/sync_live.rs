@@ -528,8 +528,18 @@ async fn sigterm_rolls_back_and_says_so_in_one_error_entry() {
         .await;
         let db = TestDb::new().await;
         let before = seed_one_product(&db).await;
+        // The last run's report, which this run must not leave standing.
+        let dir = tempfile::tempdir().unwrap();
+        let report = dir.path().join("report.json");
+        std::fs::write(
+            &report,
+            r#"{"outcome":"succeeded","run_id":"the-last-run"}"#,
+        )
+        .unwrap();
         let mut cmd = live_sync(&server, &db);
-        cmd.env("BITCRAM_TOKEN", TOKEN)
+        cmd.arg("--report")
+            .arg(&report)
+            .env("BITCRAM_TOKEN", TOKEN)
             .env("LOG_FORMAT", format)
             .env("RUST_LOG", "info")
             .stdout(std::process::Stdio::piped())
@@ -571,6 +581,17 @@ async fn sigterm_rolls_back_and_says_so_in_one_error_entry() {
             "{format}: {stderr}"
         );
         assert_eq!(tables(&db).await, before, "{format}");
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        assert_eq!(report["outcome"], "failed", "{format}: {report}");
+        assert_ne!(report["run_id"], "the-last-run", "{format}: {report}");
+        assert!(
+            report["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("the run did not finish"),
+            "{format}: {report}"
+        );
         db.drop_now().await;
     }
 }

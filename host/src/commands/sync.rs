@@ -12,6 +12,12 @@ use crate::sync::{SyncJob, run_sync};
 
 use super::gate::load_plugin;
 
+/// What the report says while the run goes on, and after it if the run
+/// could not say more.
+const UNFINISHED: &str = "the run did not finish: it was stopped (by SIGTERM at the task timeout, \
+     SIGINT, or the system) before it could report; the database rolls back a load that had not \
+     committed";
+
 /// `sync`: settings are checked first, then the plugin passes the gate, and
 /// only then are secrets, Bitcram and the database touched.
 pub(super) async fn run(args: SyncArgs, run_id: String) -> anyhow::Result<ExitCode> {
@@ -28,6 +34,16 @@ pub(super) async fn run(args: SyncArgs, run_id: String) -> anyhow::Result<ExitCo
         synced_at: format_synced_at(synced_at),
         error: String::new(),
     };
+    // Until the run ends, its report says that it did not: a run stopped by
+    // a signal, the task timeout or the system must not leave the last
+    // run's report standing for whatever reads the file.
+    if let Some(path) = &report_path {
+        let unfinished = FailedRun {
+            error: UNFINISHED.to_owned(),
+            ..failed.clone()
+        };
+        unfinished.write_json(path)?;
+    }
     let outcome = async {
         let input = match &args.from {
             Some(dir) => Input::Snapshot(Snapshot::open(dir)?),
