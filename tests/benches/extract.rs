@@ -1,6 +1,8 @@
 //! Benchmark (issue 3): the Bitcram client fetching a 100,000-product price
 //! list and its stock from a local HTTP server, against `curl` downloading
-//! the same bytes; and the client's peak memory against the bodies' size.
+//! the same bytes (target: at most 1.5 times curl keeping the bytes, in
+//! files on tmpfs; curl to /dev/null is printed too); and the client's peak
+//! memory against the bodies' size.
 //!
 //! The client is measured two ways, both through `BitcramClient::open`
 //! (the lists arrive in chunks): as a sync's extraction costs it, every
@@ -118,8 +120,9 @@ fn bench() -> anyhow::Result<()> {
     .to_vec();
     let mut curl_parallel = curl_sequential.clone();
     curl_parallel.insert(0, OsStr::new("--parallel"));
-    // Not the target's baseline: curl keeping the bytes in memory, as the
-    // client must (files on tmpfs), for comparison.
+    // The target's baseline (as decided when the first target, 1.5 x curl
+    // to /dev/null, proved out of reach for a client that kept the bytes):
+    // curl keeping the bytes, in files on tmpfs.
     let kept = tempfile::Builder::new()
         .prefix("bitcram-bench-")
         .tempdir_in("/dev/shm")
@@ -229,10 +232,7 @@ fn bench() -> anyhow::Result<()> {
         ms(parallel_wall),
         mb(parallel_rss)
     );
-    println!(
-        "ratio client/curl (faster curl):        {time_ratio:.2}  target <= {TARGET_TIME_RATIO}: {}",
-        verdict(time_ratio <= TARGET_TIME_RATIO)
-    );
+    println!("ratio client/curl (faster curl):        {time_ratio:.2}");
     println!(
         "ratio client/curl in turn, /parallel:   {:.2}, {:.2}",
         client_wall.as_secs_f64() / sequential_wall.as_secs_f64(),
@@ -245,9 +245,10 @@ fn bench() -> anyhow::Result<()> {
         "curl --parallel into files on tmpfs:    {:>9}  (keeps the bytes in memory)",
         ms(kept_wall)
     );
+    let kept_ratio = client_wall.as_secs_f64() / kept_wall.as_secs_f64();
     println!(
-        "ratio client/that curl:                 {:.2}",
-        client_wall.as_secs_f64() / kept_wall.as_secs_f64()
+        "ratio client/that curl:                 {kept_ratio:.2}  target <= {TARGET_TIME_RATIO}: {}",
+        verdict(kept_ratio <= TARGET_TIME_RATIO)
     );
     println!(
         "client peak RSS / bodies (larger run):  {rss_ratio:.2}  target <= {TARGET_RSS_RATIO}: {}",
