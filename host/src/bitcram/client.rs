@@ -29,7 +29,7 @@ const STREAMED_TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
 /// How much of an error body is read to quote from it.
 const ERROR_BODY_READ_BYTES: usize = 4096;
 
-/// The three calls, named in logs, errors and stats.
+/// The three calls, named in logs and errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     /// Checkout discovery by number.
