@@ -100,16 +100,13 @@ async fn bench(admin: &MySqlPool) -> anyhow::Result<()> {
         transform_cpu.push(measured.cpu);
         Ok(measured.wall)
     })?;
-    let server_before = database::server_cpu();
-    let inserts = median_of(|| inserts_alone(&rows))?;
-    let inserts_server_cpu = database::server_cpu()
-        .zip(server_before)
-        .map(|(after, before)| after.saturating_sub(before) / RUNS as u32);
-    let server_before = database::server_cpu();
-    let post_load = median_of(|| post_load_alone(&pool))?;
-    let post_load_server_cpu = database::server_cpu()
-        .zip(server_before)
-        .map(|(after, before)| after.saturating_sub(before) / RUNS as u32);
+    // MariaDB's CPU per run: what the runs took in all, over their number.
+    let (inserts, inserts_server_cpu) =
+        database::with_server_cpu(|| median_of(|| inserts_alone(&rows)))?;
+    let inserts_server_cpu = inserts_server_cpu.map(|cpu| cpu / RUNS as u32);
+    let (post_load, post_load_server_cpu) =
+        database::with_server_cpu(|| median_of(|| post_load_alone(&pool)))?;
+    let post_load_server_cpu = post_load_server_cpu.map(|cpu| cpu / RUNS as u32);
     println!(
         "alone: transform {} (CPU {}), inserts {} (MariaDB's CPU {}), post-load {} (MariaDB's \
          CPU {})",
@@ -133,11 +130,7 @@ async fn bench(admin: &MySqlPool) -> anyhow::Result<()> {
         let download = median_of(|| download_alone(work, &server))?;
         let mut runs = Vec::new();
         for _ in 0..RUNS {
-            let server_before = database::server_cpu();
-            let run = live_sync(work, &server)?;
-            let server_cpu = database::server_cpu()
-                .zip(server_before)
-                .map(|(after, before)| after.saturating_sub(before));
+            let (run, server_cpu) = database::with_server_cpu(|| live_sync(work, &server))?;
             if run.rows("inserted") != rows.len() as u64 {
                 bail!("a sync inserted {} rows", run.rows("inserted"));
             }

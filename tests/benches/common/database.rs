@@ -148,6 +148,19 @@ impl SyncRun {
     }
 }
 
+/// Runs `work` and returns what it returned with the CPU time MariaDB used
+/// meanwhile (see [`server_cpu`]).
+pub fn with_server_cpu<T>(
+    work: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<(T, Option<std::time::Duration>)> {
+    let before = server_cpu();
+    let value = work()?;
+    let used = server_cpu()
+        .zip(before)
+        .map(|(after, before)| after.saturating_sub(before));
+    Ok((value, used))
+}
+
 /// The CPU time the local MariaDB server has used so far (user and
 /// system), read from `/proc`; `None` where no `mariadbd` runs here.
 pub fn server_cpu() -> Option<std::time::Duration> {
